@@ -1,0 +1,121 @@
+"""The command line of `python -m flows.process` (DESIGN.md section 2).
+
+Standard output belongs to the result: with `--json` exactly one JSON document, otherwise one
+verdict line per acquisition. pylinac and Prefect print and log freely, and spawned workers inherit
+our file descriptors, so file descriptor 1 is pointed at standard error for the whole run and the
+result is written to a private copy of the original standard output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import IO, Any, cast
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m flows.process",
+        description="Analyse every new QA acquisition under DIR with pylinac; results go next to the data.",
+    )
+    p.add_argument(
+        "directory", nargs="?", metavar="DIR", help="folder to process (default: general.directory)"
+    )
+    p.add_argument("--config", metavar="FILE", help="YAML config; overrides only what it names")
+    p.add_argument("--force", action="store_true", help="re-analyse what was already analysed")
+    p.add_argument(
+        "--dry-run", action="store_true", help="show what would be analysed, and as what; change nothing"
+    )
+    p.add_argument("--json", action="store_true", help="print exactly one JSON summary on standard output")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    out = _claim_stdout()
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    from linac_qa.config import ConfigError, load_settings
+    from linac_qa.session import DirectoryBusy, UsageError, resolve_directory
+
+    try:
+        settings = load_settings(args.config)
+        root = resolve_directory(args.directory, settings)
+    except (ConfigError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.dry_run:
+        return _dry_run(root, args, out)
+    from flows.process import process_directory
+    from linac_qa.reporting import verdict_line
+
+    def show(result: Any) -> None:
+        print(verdict_line(result), file=sys.stderr if args.json else out, flush=True)
+
+    try:
+        summary = cast(dict[str, Any], process_directory(str(root), args.config, args.force, listener=show))
+    except DirectoryBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BUSY
+    if args.json:
+        out.write(json.dumps(summary, ensure_ascii=False) + "\n")
+    else:
+        print(_closing_line(summary), file=out)
+    out.flush()
+    return EXIT_PROBLEMS if any(r["status"] in ("failed", "error") for r in summary["results"]) else EXIT_OK
+
+
+def _dry_run(root: Path, args: argparse.Namespace, out: IO[str]) -> int:
+    """Discovery and classification only: no Prefect, no workers, nothing written."""
+    from linac_qa.classify import classify_files
+    from linac_qa.config import load_settings
+    from linac_qa.discovery import discover
+    from linac_qa.grouping import plan
+    from linac_qa.ledger import STATE_DIR, Ledger
+
+    settings = load_settings(args.config)
+    ledger_file = root / STATE_DIR / "ledger.sqlite"
+    known = Ledger(ledger_file).known() if ledger_file.exists() else {}
+    found = discover(root, settings, known, force=args.force)
+    work = plan(classify_files(root, [s.path for s in found.new], settings), settings, settings.general.unit)
+    rows: list[dict[str, Any]] = [
+        {"analysis": a.analysis, "files": list(a.files), "would": "analyse", "variant": a.variant}
+        for a in work.acquisitions
+    ] + [
+        {"analysis": r.analysis, "files": r.files, "would": r.status.value, "reason": r.reason}
+        for r in work.decided
+    ]
+    if args.json:
+        doc = {"directory": str(root), "dry_run": True, "plan": rows, "skipped": dict(Counter(found.skipped))}
+        out.write(json.dumps(doc, ensure_ascii=False, default=str) + "\n")
+    else:
+        for row in rows:
+            what = row["analysis"] or "-"
+            tail = f": {row['reason']}" if "reason" in row else ""
+            print(f"{row['would']:<8} {what:<15} {', '.join(row['files'][:3])}{tail}", file=out)
+        print(f"dry run: {len(work.acquisitions)} to analyse, {len(work.decided)} not analysable", file=out)
+    out.flush()
+    return EXIT_OK
+
+
+def _closing_line(summary: dict[str, Any]) -> str:
+    counts = Counter(r["status"] for r in summary["results"])
+    skipped = sum(summary["skipped"].values())
+    parts = [f"{counts[s]} {s}" for s in ("passed", "failed", "error", "ignored") if counts[s]]
+    unit = f" [{summary['unit']}]" if summary.get("unit") else ""
+    return f"{summary['directory']}{unit}: {', '.join(parts) or 'nothing new'}; {skipped} skipped"
+
+
+def _claim_stdout() -> IO[str]:
+    """A private handle on the real standard output; fd 1 then points at standard error, so that
+    nothing else (pylinac, Prefect, worker processes) can write to it."""
+    sys.stdout.flush()
+    private = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(private, "w", encoding="utf-8", buffering=1)

@@ -1,0 +1,91 @@
+"""`process-directory`: find what is new in a QA folder, classify it, analyse every acquisition
+with pylinac in worker processes, record and publish the results.
+
+    python -m flows.process DIR [--config FILE] [--force] [--dry-run] [--json]
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.states import Completed
+
+from flows.tasks import (
+    analyse,
+    analysis_subflow,
+    classify,
+    discover_files,
+    publish_results,
+    scheduled_analyses,
+)
+from linac_qa.config import load_settings
+from linac_qa.executor import AnalysisPool, default_workers
+from linac_qa.grouping import plan
+from linac_qa.ledger import Ledger
+from linac_qa.session import Listener, Run, directory_lock, resolve_directory
+
+# One classification task run per batch: a 300-slice CT series costs one task run, not 300.
+CLASSIFY_BATCH = 200
+
+__all__ = ["analyse", "process_directory"]
+
+
+@flow(name="process-directory", persist_result=False, validate_parameters=False)
+def process_directory(
+    directory: str | None = None,
+    config: str | None = None,
+    force: bool = False,
+    listener: Listener | None = None,
+) -> Any:
+    logger = get_run_logger()
+    settings = load_settings(config)
+    root = resolve_directory(directory, settings)
+    with directory_lock(root):
+        ledger = Ledger.open(root)
+        run = Run(root, settings, ledger, force=force, listener=listener)
+        general = settings.general
+        try:
+            with AnalysisPool(default_workers(general.workers), general.analysis_timeout_seconds) as pool:
+                found = discover_files(root, settings, ledger.known(), force)
+                for stale in found.stale_temporaries:
+                    stale.unlink(missing_ok=True)
+                run.stamps = {s.path: s for s in found.new}
+                for stamp in found.changed_but_identical:
+                    ledger.touch(stamp)
+                logger.info("%d new file(s) in %s", len(found.new), root)
+                paths = [s.path for s in found.new]
+                batches = [paths[i : i + CLASSIFY_BATCH] for i in range(0, len(paths), CLASSIFY_BATCH)]
+                classified = [
+                    cf
+                    for fut in classify.map(unmapped(root), batches, unmapped(settings))
+                    for cf in fut.result()
+                ]
+                work = plan(classified, settings, general.unit)
+                for decided in work.decided:
+                    run.record(decided)
+                futures = {
+                    acq.key: pool.submit(run.job(acq), run.record_outcome)
+                    for acq in sorted(work.acquisitions, key=lambda a: len(a.files), reverse=True)
+                }
+                with scheduled_analyses(futures):
+                    for section, acquisitions in work.by_analysis().items():
+                        analysis_subflow(section, acquisitions, general.unit)
+            summary = run.summary(Counter(found.skipped))
+        finally:
+            ledger.close()
+    publish_results(summary)
+    counts = summary.counts()
+    problems = counts["failed"] + counts["error"]
+    logger.info("%s: %s", root, summary.headline())
+    # QA failures are this run's results, not a failure of the run: it ends Completed, named so the
+    # UI shows them.
+    name = f"Completed: {problems} QA problem{'s' if problems != 1 else ''}" if problems else "Completed"
+    return Completed(data=summary.model_dump(mode="json"), name=name, message=summary.headline())
+
+
+if __name__ == "__main__":
+    from flows.cli import main
+
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""What an analysis type is. Each module in this package defines one and registers it in
+`linac_qa.analyses.REGISTRY`; nothing else in the project names a modality.
+
+The verbs follow pylinac's own: `load` builds the pylinac object, `analyze_kwargs` says what its
+`analyze()` gets, `judge` turns the analysed object into a verdict with numbers, `save_image` writes
+the analysed image. `linac_qa.runner` does the rest (outputs, provenance, errors) once for all.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from linac_qa.model import Acquisition, ClassifiedFile, Metric, Status
+from linac_qa.sections import AnalysisSettings
+
+
+class Grouping(StrEnum):
+    SINGLE = "single"  # one image is one acquisition
+    SESSION = "session"  # a folder, zip, or series of images is one acquisition (Winston-Lutz)
+
+
+@dataclass
+class Verdict:
+    status: Status
+    reason: str
+    metrics: dict[str, Metric] = field(default_factory=dict)
+
+
+@dataclass
+class Inputs:
+    """The acquisition's files on disk, ready for pylinac: zips are already extracted."""
+
+    paths: list[Path]
+    zip_path: Path | None = None  # the original zip, for pylinac's from_zip constructors
+
+    @property
+    def single(self) -> Path:
+        if len(self.paths) != 1:
+            raise ValueError(f"expected one input file, got {len(self.paths)}")
+        return self.paths[0]
+
+
+class AnalysisType(ABC):
+    section: ClassVar[str]  # config section and the `analysis` name in the summary
+    settings_model: ClassVar[type[AnalysisSettings]]
+    grouping: ClassVar[Grouping] = Grouping.SINGLE
+    modalities: ClassVar[frozenset[str | None]] = frozenset({"RTIMAGE"})  # DICOM Modality accepted
+    accepts_images: ClassVar[bool] = True  # plain image files (TIFF film scans and the like)
+    # Which pylinac classes a config's `analysis:` keys are checked against.
+    pylinac_classes: ClassVar[tuple[Any, ...]]
+
+    def model_name(self, acq: Acquisition, settings: AnalysisSettings) -> str:
+        """The pylinac class used, for the summary's `model`."""
+        return self.pylinac_classes[0].__name__
+
+    def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
+        """Per-acquisition variants read from keywords or tokens (FFF, film, nominal size)."""
+        return {}
+
+    def check_group(self, acq: Acquisition, settings: AnalysisSettings) -> str | None:
+        """A reason why this group cannot be analysed as it is, or None."""
+        images = acq.variant.get("images", len(acq.files))
+        if images != 1:
+            return f"{self.section} analyses one image per acquisition; found {images}"
+        return None
+
+    @abstractmethod
+    def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any: ...
+
+    def analyze_kwargs(self, acq: Acquisition, settings: AnalysisSettings) -> dict[str, Any]:
+        return to_pylinac_kwargs(self.pylinac_classes[0].analyze, settings.analysis)
+
+    @abstractmethod
+    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict: ...
+
+    def save_image(self, analysed: Any, path: Path) -> None:
+        analysed.save_analyzed_image(str(path))
+
+
+def to_pylinac_kwargs(func: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """Turn config values into what pylinac's analyze() takes: enum names to enum members
+    (`protocol: VARIAN`), lists to tuples where the default is a tuple."""
+    params = inspect.signature(func).parameters
+    out: dict[str, Any] = {}
+    for key, value in given.items():
+        default = params[key].default if key in params else inspect.Parameter.empty
+        if isinstance(default, enum.Enum) and isinstance(value, str):
+            value = enum_member(type(default), value)
+        elif isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        out[key] = value
+    return out
+
+
+def enum_member(enum_type: type[enum.Enum], name: str) -> enum.Enum:
+    wanted = name.strip().lower().replace(" ", "_").replace("-", "_")
+    for member in enum_type:
+        value = member.value if isinstance(member.value, str) else member.name
+        if wanted in (member.name.lower(), str(value).lower().replace(" ", "_")):
+            return member
+    allowed = ", ".join(m.name for m in enum_type)
+    raise ValueError(f"{name!r} is not one of {allowed}")
+
+
+def analyze_parameters(classes: tuple[Any, ...]) -> dict[str, inspect.Parameter]:
+    """The named keywords that every class's analyze() takes (what `analysis:` may hold)."""
+    common: dict[str, inspect.Parameter] | None = None
+    for cls in classes:
+        params = {
+            name: p
+            for name, p in inspect.signature(cls.analyze).parameters.items()
+            if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+        common = params if common is None else {k: v for k, v in common.items() if k in params}
+    return common or {}

@@ -1,0 +1,77 @@
+"""Light/radiation coincidence with a field-size phantom (Standard Imaging FC-2 by default): the
+field-to-BB offsets always, the field size when the nominal size is known from a `WxH` token."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+from pylinac import SNCFSQA, DoselabRLf, IsoAlign, StandardImagingFC2
+
+from linac_qa.analyses.base import AnalysisType, Inputs, Verdict
+from linac_qa.criteria import Limit, judge
+from linac_qa.keywords import nominal_field_mm
+from linac_qa.model import Acquisition, ClassifiedFile
+from linac_qa.sections import AnalysisSettings, Section
+
+PHANTOMS = {cls.__name__: cls for cls in (StandardImagingFC2, DoselabRLf, IsoAlign, SNCFSQA)}
+
+
+class LightRadTolerances(Section):
+    field_bb_offset_mm: float = Field(default=2.0, gt=0)
+    field_size_mm: float = Field(default=2.0, gt=0)
+
+
+class LightRadSettings(AnalysisSettings):
+    keywords: list[str] = Field(
+        default_factory=lambda: ["light rad", "lightrad", "fc2", "field size", "light field"]
+    )
+    phantom: Literal["StandardImagingFC2", "DoselabRLf", "IsoAlign", "SNCFSQA"] = "StandardImagingFC2"
+    tolerances: LightRadTolerances = Field(default_factory=LightRadTolerances)
+
+
+class LightRadAnalysis(AnalysisType):
+    section = "light-rad"
+    settings_model = LightRadSettings
+    pylinac_classes = (StandardImagingFC2, DoselabRLf, IsoAlign, SNCFSQA)
+
+    def model_name(self, acq: Acquisition, settings: AnalysisSettings) -> str:
+        assert isinstance(settings, LightRadSettings)
+        return settings.phantom
+
+    def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
+        nominal = nominal_field_mm(
+            [file.path.rsplit("/", 1)[-1], *(file.header.texts if file.header else ())]
+        )
+        return {"nominal_field_mm": list(nominal)} if nominal else {}
+
+    def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
+        assert isinstance(settings, LightRadSettings)
+        return PHANTOMS[settings.phantom](str(inputs.single))
+
+    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
+        assert isinstance(settings, LightRadSettings)
+        r = analysed.results_data()
+        tol = settings.tolerances
+        limits = [
+            Limit("field-BB offset X", abs(r.field_bb_offset_x_mm), tol.field_bb_offset_mm),
+            Limit("field-BB offset Y", abs(r.field_bb_offset_y_mm), tol.field_bb_offset_mm),
+        ]
+        notes = []
+        nominal = acq.variant.get("nominal_field_mm")
+        if nominal:
+            w, h = nominal
+            limits.append(Limit(f"field X vs {w:g} mm", abs(r.field_size_x_mm - w), tol.field_size_mm))
+            limits.append(Limit(f"field Y vs {h:g} mm", abs(r.field_size_y_mm - h), tol.field_size_mm))
+        else:
+            notes.append("field size not judged: no nominal size (a WxH token in cm) in the name or label")
+        status, reason = judge(limits, notes)
+        metrics = {
+            "field_size_x_mm": round(r.field_size_x_mm, 2),
+            "field_size_y_mm": round(r.field_size_y_mm, 2),
+            "field_bb_offset_x_mm": round(r.field_bb_offset_x_mm, 3),
+            "field_bb_offset_y_mm": round(r.field_bb_offset_y_mm, 3),
+            "nominal_field_x_mm": nominal[0] if nominal else None,
+            "nominal_field_y_mm": nominal[1] if nominal else None,
+        }
+        return Verdict(status, reason, metrics)

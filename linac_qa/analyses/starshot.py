@@ -1,0 +1,50 @@
+"""Starshot: pylinac's `passed` (wobble diameter within tolerance). Film scans and other images
+without an SID tag are analysed at `film-sid-mm`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+from pylinac import Starshot
+
+from linac_qa.analyses.base import AnalysisType, Inputs, Verdict
+from linac_qa.criteria import Limit, judge
+from linac_qa.model import Acquisition, ClassifiedFile
+from linac_qa.sections import AnalysisSettings
+
+
+class StarshotSettings(AnalysisSettings):
+    keywords: list[str] = Field(default_factory=lambda: ["star", "starshot"])
+    analysis: dict[str, Any] = Field(default_factory=lambda: {"radius": 0.8, "tolerance": 1.0})
+    film_sid_mm: float = Field(default=1000, gt=0)
+
+
+class StarshotAnalysis(AnalysisType):
+    section = "starshot"
+    settings_model = StarshotSettings
+    pylinac_classes = (Starshot,)
+
+    def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
+        return {} if file.header is not None and file.header.has_sid else {"film": True}
+
+    def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
+        assert isinstance(settings, StarshotSettings)
+        extra = {"sid": settings.film_sid_mm} if acq.variant.get("film") else {}
+        return Starshot(str(inputs.single), **extra)
+
+    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
+        r = analysed.results_data()
+        status, reason = judge(
+            [Limit("wobble diameter", r.circle_diameter_mm, r.tolerance_mm, ok=r.passed)],
+            ["film: SID taken as film-sid-mm"] if acq.variant.get("film") else [],
+        )
+        metrics = {
+            "wobble_diameter_mm": round(r.circle_diameter_mm, 3),
+            "tolerance_mm": r.tolerance_mm,
+            "spokes": len(r.angles),
+            "center_to_reference_mm": round(r.reference_to_isocenter_distance_mm, 3)
+            if r.reference_to_isocenter_distance_mm is not None
+            else None,
+        }
+        return Verdict(status, reason, metrics)

@@ -1,0 +1,81 @@
+"""Winston-Lutz: pylinac has no `passed`, so the CAX-to-BB distance and the isocentre sizes are
+judged against the configured limits. A set is a folder, a zip or one session of loose images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+from pylinac import WinstonLutz
+
+from linac_qa.analyses.base import AnalysisType, Grouping, Inputs, Verdict
+from linac_qa.criteria import Limit, judge
+from linac_qa.model import Acquisition
+from linac_qa.sections import AnalysisSettings, Section
+
+
+class WinstonLutzTolerances(Section):
+    max_cax_bb_distance_mm: float = Field(default=1.0, gt=0)
+    gantry_iso_size_mm: float = Field(default=1.0, gt=0)
+    collimator_iso_size_mm: float = Field(default=1.0, gt=0)
+    couch_iso_size_mm: float = Field(default=1.0, gt=0)
+
+
+class WinstonLutzSettings(AnalysisSettings):
+    keywords: list[str] = Field(default_factory=lambda: ["wl", "winston", "lutz", "winston lutz"])
+    analysis: dict[str, Any] = Field(default_factory=lambda: {"bb_size_mm": 5})
+    tolerances: WinstonLutzTolerances = Field(default_factory=WinstonLutzTolerances)
+    min_images: int = Field(default=4, ge=1)
+    session_window_minutes: float = Field(default=30, gt=0)
+
+
+class WinstonLutzAnalysis(AnalysisType):
+    section = "winston-lutz"
+    settings_model = WinstonLutzSettings
+    grouping = Grouping.SESSION
+    accepts_images = False  # the gantry, collimator and couch angles come from the DICOM header
+    pylinac_classes = (WinstonLutz,)
+
+    def check_group(self, acq: Acquisition, settings: AnalysisSettings) -> str | None:
+        assert isinstance(settings, WinstonLutzSettings)
+        if acq.variant.get("images", len(acq.files)) < settings.min_images:
+            n = acq.variant.get("images", len(acq.files))
+            return f"a Winston-Lutz set needs at least {settings.min_images} images; found {n}"
+        return None
+
+    def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
+        return WinstonLutz([str(p) for p in inputs.paths])
+
+    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
+        assert isinstance(settings, WinstonLutzSettings)
+        r = analysed.results_data()
+        tol = settings.tolerances
+        limits = [Limit("max CAX-BB", r.max_2d_cax_to_bb_mm, tol.max_cax_bb_distance_mm)]
+        notes = []
+        # An isocentre size needs at least two images that vary that axis alone.
+        for label, value, count, limit in (
+            ("gantry iso size", r.gantry_3d_iso_diameter_mm, r.num_gantry_images, tol.gantry_iso_size_mm),
+            ("collimator iso size", r.coll_2d_iso_diameter_mm, r.num_coll_images, tol.collimator_iso_size_mm),
+            ("couch iso size", r.couch_2d_iso_diameter_mm, r.num_couch_images, tol.couch_iso_size_mm),
+        ):
+            if count >= 2:
+                limits.append(Limit(label, value, limit))
+            else:
+                notes.append(f"{label} not judged ({count} image{'s' if count != 1 else ''})")
+        status, reason = judge(limits, notes)
+        shift = r.bb_shift_vector
+        metrics = {
+            "max_cax_bb_distance_mm": round(r.max_2d_cax_to_bb_mm, 3),
+            "median_cax_bb_distance_mm": round(r.median_2d_cax_to_bb_mm, 3),
+            "gantry_iso_size_mm": round(r.gantry_3d_iso_diameter_mm, 3),
+            "collimator_iso_size_mm": round(r.coll_2d_iso_diameter_mm, 3),
+            "couch_iso_size_mm": round(r.couch_2d_iso_diameter_mm, 3),
+            "images": r.num_total_images,
+            "bb_shift_x_mm": round(shift.x, 3),
+            "bb_shift_y_mm": round(shift.y, 3),
+            "bb_shift_z_mm": round(shift.z, 3),
+        }
+        return Verdict(status, reason, metrics)
+
+    def save_image(self, analysed: Any, path: Any) -> None:
+        analysed.save_summary(str(path))

@@ -1,0 +1,106 @@
+"""Discovery: which files under the directory are new, from `stat` and the ledger alone.
+
+A file whose path, size and mtime match the ledger is done without being opened; its content hash
+is computed only when those changed, so a touched but identical file stays done.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from linac_qa.config import Settings
+from linac_qa.hashing import sha256_file
+from linac_qa.keywords import any_match
+from linac_qa.ledger import STATE_DIR, FileStamp, Known, Ledger
+from linac_qa.model import SkipReason
+from linac_qa.outputs import OUTPUT_EXTENSIONS, is_temporary
+
+# Names of files still being written by a copy tool or browser.
+IN_PROGRESS_SUFFIXES = (".part", ".partial", ".crdownload", ".filepart", ".tmp", ".download")
+
+
+@dataclass
+class Discovery:
+    new: list[FileStamp] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    changed_but_identical: list[FileStamp] = field(default_factory=list)
+    stale_temporaries: list[Path] = field(default_factory=list)
+
+
+def discover(
+    directory: Path,
+    settings: Settings,
+    known: dict[str, Known],
+    *,
+    force: bool = False,
+    now: float | None = None,
+) -> Discovery:
+    now = time.time() if now is None else now
+    general = settings.general
+    found = Discovery()
+    window = general.rolling_window_days * 86400
+    own_suffix = general.suffix.lower()
+    for folder, dirnames, filenames in os.walk(directory, followlinks=False):
+        base = Path(folder)
+        hidden_dirs = [d for d in dirnames if d.startswith(".")]
+        for d in hidden_dirs:
+            dirnames.remove(d)
+            if d != STATE_DIR:
+                found.skipped[SkipReason.HIDDEN] += 1
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = base / name
+            rel = path.relative_to(directory).as_posix()
+            if is_temporary(name):
+                found.stale_temporaries.append(path)
+                continue
+            reason = _skip_by_name(name, own_suffix, general.avoid_keywords)
+            if reason:
+                found.skipped[reason] += 1
+                continue
+            try:
+                st = path.lstat()
+            except OSError:
+                found.new.append(FileStamp(rel, 0, 0))  # classification reports why it cannot be read
+                continue
+            if window and now - st.st_mtime > window:
+                found.skipped[SkipReason.WINDOW] += 1
+                continue
+            if now - st.st_mtime < general.settle_seconds:
+                found.skipped[SkipReason.UNSETTLED] += 1
+                continue
+            stamp = FileStamp(rel, st.st_size, st.st_mtime_ns)
+            prior = known.get(rel)
+            if prior is not None and not force:
+                if (prior.size, prior.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                    found.skipped[SkipReason.DONE] += 1
+                    continue
+                if prior.size == st.st_size and prior.sha256 and prior.sha256 == sha256_file(path):
+                    found.skipped[SkipReason.DONE] += 1
+                    found.changed_but_identical.append(stamp)
+                    continue
+            found.new.append(stamp)
+    return found
+
+
+def _skip_by_name(name: str, own_suffix: str, avoid: list[str]) -> SkipReason | None:
+    lower = name.lower()
+    if name.startswith(".") or name in ("Thumbs.db", "desktop.ini"):
+        return SkipReason.HIDDEN
+    stem, ext = os.path.splitext(lower)
+    if ext in OUTPUT_EXTENSIONS and stem.endswith(own_suffix):
+        return SkipReason.OWN_OUTPUT
+    if lower.endswith(IN_PROGRESS_SUFFIXES):
+        return SkipReason.UNSETTLED
+    if avoid and any_match(avoid, [name]):
+        return SkipReason.AVOID_KEYWORDS
+    return None
+
+
+def mark_identical_done(ledger: Ledger, found: Discovery) -> None:
+    for stamp in found.changed_but_identical:
+        ledger.touch(stamp)

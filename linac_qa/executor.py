@@ -1,0 +1,109 @@
+"""Worker processes for the analyses.
+
+pebble rather than concurrent.futures: a worker that dies fails only its own acquisition (the
+standard pool breaks every pending future), each analysis has a time limit, and workers are
+replaced after `max_tasks` analyses so memory cannot build up. Workers are spawned, never forked
+(Windows has no fork, and forking a process that runs Prefect's threads is unsafe), and import
+pylinac once, at start-up, while the parent is still discovering files.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import warnings
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from pebble import ProcessExpired, ProcessPool
+
+from linac_qa.model import AnalysisResult, Status
+from linac_qa.runner import Job, JobOutcome, brief_error, run_job
+
+OnDone = Callable[[Job, JobOutcome], None]
+
+
+def _init_worker() -> None:
+    # pylinac prints to stdout; the summary owns stdout, so the worker's goes to stderr.
+    os.dup2(2, 1)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    warnings.filterwarnings("ignore")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import linac_qa.analyses  # noqa: F401  (pays pylinac's import once per worker)
+
+
+def _run(job: dict[str, Any]) -> dict[str, Any]:
+    return run_job(Job.model_validate(job)).model_dump(mode="json")
+
+
+class AnalysisPool:
+    def __init__(self, workers: int, timeout_seconds: float, max_tasks: int = 50):
+        self.timeout = timeout_seconds
+        self._pool = ProcessPool(
+            max_workers=workers,
+            max_tasks=max_tasks,
+            initializer=_init_worker,
+            context=multiprocessing.get_context("spawn"),
+        )
+        self._lock = threading.Lock()
+
+    def submit(self, job: Job, on_done: OnDone) -> Future[JobOutcome]:
+        """Schedules the job; `on_done` runs (in a pool thread) as soon as it finishes, whatever
+        the order in which results are later waited for."""
+        promise: Future[JobOutcome] = Future()
+        scheduled = self._pool.schedule(_run, args=(job.model_dump(mode="json"),), timeout=self.timeout)
+
+        def finished(fut: Future[Any]) -> None:
+            try:
+                outcome = JobOutcome.model_validate(fut.result())
+            except TimeoutError:
+                outcome = failed_outcome(job, f"analysis stopped after the time limit of {self.timeout:g} s")
+            except ProcessExpired as exc:
+                outcome = failed_outcome(
+                    job, f"worker process died during the analysis (exit code {exc.exitcode})"
+                )
+            except Exception as exc:
+                outcome = failed_outcome(job, brief_error(exc))
+            try:
+                with self._lock:
+                    on_done(job, outcome)
+            finally:
+                promise.set_result(outcome)
+
+        scheduled.add_done_callback(finished)
+        return promise
+
+    def close(self) -> None:
+        self._pool.close()
+        self._pool.join()
+
+    def __enter__(self) -> AnalysisPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            self._pool.stop()
+        self.close()
+
+
+def failed_outcome(job: Job, reason: str) -> JobOutcome:
+    acq = job.acquisition
+    result = AnalysisResult(
+        analysis=acq.analysis,
+        model=None,
+        files=list(acq.files),
+        status=Status.ERROR,
+        reason=reason,
+        unit=job.unit or acq.machine,
+        acquired=acq.acquired,
+        warnings=list(acq.warnings),
+    )
+    return JobOutcome(result=result, hashes={})
+
+
+def default_workers(configured: int | None) -> int:
+    return configured or os.cpu_count() or 1

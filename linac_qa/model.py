@@ -1,0 +1,108 @@
+"""The small, serialisable records that pass between discovery, classification, analysis and reporting.
+
+Everything here crosses process boundaries (worker processes, Prefect task parameters, the JSON
+summary), so it holds plain values only: never pylinac objects or open files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Status(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"  # analysed, out of tolerance
+    ERROR = "error"  # should have been analysable, could not be
+    IGNORED = "ignored"  # not QA data
+
+
+class SkipReason(StrEnum):
+    """Why discovery did not look at a file; counted, never listed (DESIGN.md section 2)."""
+
+    DONE = "done"
+    UNSETTLED = "unsettled"
+    HIDDEN = "hidden"
+    OWN_OUTPUT = "own-output"
+    AVOID_KEYWORDS = "avoid-keywords"
+    WINDOW = "window"
+    WAITING_FOR_PARTNER = "waiting-for-partner"
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DicomHeader(Record):
+    """What classification and grouping need from a DICOM header; read without pixel data."""
+
+    modality: str | None = None
+    sop_class_uid: str | None = None
+    series_uid: str | None = None
+    series_number: int | None = None
+    acquired: dt.datetime | None = None
+    machine: str | None = None  # RadiationMachineName, else StationName
+    machine_ids: tuple[str, ...] = ()  # every identifier of the machine found in the header
+    texts: tuple[str, ...] = ()  # the tags that name an acquisition (labels and descriptions)
+    has_pixels: bool = False
+    pixel_bytes_missing: int = 0  # a truncated file: what its header promises but it lacks
+    has_sid: bool = False
+
+
+class ClassifiedFile(Record):
+    """One discovered file after classification: a candidate for an analysis, or a final verdict."""
+
+    path: str  # relative to the processed directory, POSIX separators
+    analysis: str | None = None  # the config section it belongs to
+    status: Status | None = None  # set when classification alone decides (ignored / error)
+    reason: str = ""
+    keyword: str | None = None
+    header: DicomHeader | None = None
+    zip_members: tuple[str, ...] = ()  # DICOM members of a zip, in archive order
+
+
+class Acquisition(Record):
+    """One unit of analysis: a single image, a Winston-Lutz set, a zip; what one task run analyses."""
+
+    analysis: str
+    files: tuple[str, ...]  # inputs relative to the directory; a zip is listed as the zip itself
+    name: str  # what a physicist calls it: file name, folder name or zip name
+    output_stem: str  # relative path of the outputs without the suffix, e.g. "sub/WL_TrueBeam1_A"
+    machine: str | None = None
+    acquired: dt.datetime | None = None
+    variant: dict[str, Any] = Field(
+        default_factory=dict
+    )  # e.g. {"fff": True}, {"nominal_field_mm": [100, 100]}
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.analysis}:{self.files[0]}"
+
+
+Metric = float | int | str | bool | None
+
+
+class AnalysisResult(BaseModel):
+    """One row of the JSON summary (DESIGN.md section 2), plus a few fields consumers may ignore."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    analysis: str | None
+    model: str | None
+    files: list[str]
+    status: Status
+    reason: str
+    metrics: dict[str, Metric] = Field(default_factory=dict)
+    outputs: list[str] = Field(default_factory=list)
+    unit: str | None = None
+    acquired: dt.datetime | None = None
+    warnings: list[str] = Field(default_factory=list)
+    seconds: float | None = None
+
+    @property
+    def is_problem(self) -> bool:
+        return self.status in (Status.FAILED, Status.ERROR)

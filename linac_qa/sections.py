@@ -1,0 +1,28 @@
+"""Base classes of the typed config: kebab-case keys in YAML, unknown keys refused."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=kebab, populate_by_name=True, extra="forbid", validate_default=True
+    )
+
+
+class AnalysisSettings(Section):
+    """What every analysis section has. Subclasses override the defaults and add their criteria."""
+
+    # analyze() keywords the tool sets per acquisition, with the option that controls each.
+    reserved_analysis_keys: ClassVar[dict[str, str]] = {}
+
+    enabled: bool = True
+    keywords: list[str] = Field(default_factory=list)
+    analysis: dict[str, Any] = Field(default_factory=dict)
