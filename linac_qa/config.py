@@ -169,7 +169,7 @@ def _validate(model: type[Section], data: dict[str, Any], prefix: tuple[str, ...
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(model, tuple(str(p) for p in err["loc"][:-1]))
             raise fail(loc, f"unknown key; allowed: {', '.join(allowed)}") from None
-        raise fail(loc, f"{err['msg']} (got {err.get('input')!r})") from None
+        raise fail(loc, f"{err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})") from None
 
 
 def _allowed_keys(model: type[BaseModel], path: tuple[str, ...]) -> list[str]:

@@ -5,6 +5,7 @@ decided become results here, so every file leaves in exactly one place."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -154,10 +155,10 @@ def _series_number(members: list[ClassifiedFile]) -> str:
 
 
 def _common_prefix(stems: list[str]) -> str:
-    prefix = stems[0]
-    for s in stems[1:]:
-        while not s.startswith(prefix):
-            prefix = prefix[:-1]
+    """The shared start of the names, cut back to a whole token: `RI.QA.WL_0900`, never `..._G`."""
+    prefix = os.path.commonprefix(stems)
+    if any(len(s) > len(prefix) and s[len(prefix)].isalnum() for s in stems):
+        prefix = re.sub(r"[0-9A-Za-z]+$", "", prefix)
     return re.sub(r"[^0-9A-Za-z]+$", "", prefix)
 
 

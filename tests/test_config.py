@@ -1,0 +1,71 @@
+"""Typed config: defaults from the models, documented in watcher_config.yml, errors that name the key."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from linac_qa.config import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_watcher_config_documents_exactly_the_defaults() -> None:
+    documented = yaml.safe_load((ROOT / "watcher_config.yml").read_text(encoding="utf-8"))
+    assert documented == load_settings().as_yaml_dict()
+
+
+def test_watcher_config_loads_as_a_user_file() -> None:
+    assert load_settings(ROOT / "watcher_config.yml").hash == load_settings().hash
+
+
+def test_user_file_overrides_only_what_it_names(tmp_path: Path) -> None:
+    cfg = tmp_path / "truebeam1.yml"
+    cfg.write_text("general:\n  unit: TrueBeam1\npicket-fence:\n  analysis:\n    tolerance: 0.4\n")
+    s = load_settings(cfg)
+    assert s.general.unit == "TrueBeam1"
+    assert s.general.settle_seconds == 30
+    assert s.section("picket-fence").analysis == {"tolerance": 0.4, "action_tolerance": 0.3}
+    assert s.section("winston-lutz").keywords == ["wl", "winston", "lutz", "winston lutz"]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "hint"),
+    [
+        ("general:\n  setle-seconds: 3\n", "general.setle-seconds", "settle-seconds"),
+        ("picket-fence:\n  analysis:\n    tolerence: 0.3\n", "picket-fence.analysis.tolerence", "tolerance"),
+        ("field-analysis:\n  analysis:\n    protocol: FOO\n", "field-analysis.analysis.protocol", "VARIAN"),
+        (
+            "field-analysis:\n  analysis:\n    is_FFF: true\n",
+            "field-analysis.analysis.is_FFF",
+            "fff-keywords",
+        ),
+        (
+            "winston-lutz:\n  tolerances:\n    max: 1\n",
+            "winston-lutz.tolerances.max",
+            "max-cax-bb-distance-mm",
+        ),
+        ("general:\n  settle-seconds: -1\n", "general.settle-seconds", "greater than or equal to 0"),
+        ("picket-fence:\n  mlc: Banana\n", "picket-fence.mlc", "MILLENNIUM"),
+        ("pickett-fence:\n  enabled: false\n", "pickett-fence", "picket-fence"),
+        ("email:\n  password: hunter2\n", "email.password", "block"),
+    ],
+)
+def test_mistakes_name_file_line_key_and_what_is_allowed(
+    tmp_path: Path, text: str, key: str, hint: str
+) -> None:
+    cfg = tmp_path / "bad.yml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    message = str(err.value)
+    assert str(cfg) in message and "line " in message
+    assert key in message and hint in message
+    assert "hunter2" not in message
+
+
+def test_unreadable_yaml_is_a_config_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "broken.yml"
+    cfg.write_text("general: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(cfg)
