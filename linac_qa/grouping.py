@@ -156,7 +156,7 @@ def _series_number(members: list[ClassifiedFile]) -> str:
 
 def _common_prefix(stems: list[str]) -> str:
     """The shared start of the names, cut back to a whole token: `RI.QA.WL_0900`, never `..._G`."""
-    prefix = os.path.commonprefix(stems)
+    prefix = os.path.commonprefix(stems)  # noqa: RUF071  (file names, compared character by character)
     if any(len(s) > len(prefix) and s[len(prefix)].isalnum() for s in stems):
         prefix = re.sub(r"[0-9A-Za-z]+$", "", prefix)
     return re.sub(r"[^0-9A-Za-z]+$", "", prefix)
