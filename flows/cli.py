@@ -52,22 +52,55 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return _dry_run(root, args, out)
     from flows.process import process_directory
-    from linac_qa.reporting import verdict_line
 
-    def show(result: Any) -> None:
-        print(verdict_line(result), file=sys.stderr if args.json else out, flush=True)
-
-    try:
-        summary = cast(dict[str, Any], process_directory(str(root), args.config, args.force, listener=show))
-    except DirectoryBusy as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BUSY
+    with TerminalProgress(sys.stderr if args.json else out) as progress:
+        try:
+            summary = cast(
+                dict[str, Any], process_directory(str(root), args.config, args.force, listener=progress)
+            )
+        except DirectoryBusy as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BUSY
     if args.json:
         out.write(json.dumps(summary, ensure_ascii=False) + "\n")
     else:
         print(_closing_line(summary), file=out)
     out.flush()
     return EXIT_PROBLEMS if any(r["status"] in ("failed", "error") for r in summary["results"]) else EXIT_OK
+
+
+class TerminalProgress:
+    """A progress bar on standard error when it is a terminal, and one verdict line per result."""
+
+    def __init__(self, lines: IO[str]):
+        self.lines = lines
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> TerminalProgress:
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            columns = (TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            self.bar = Progress(*columns, console=Console(stderr=True), transient=True)
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def planned(self, total: int) -> None:
+        if self.bar is not None:
+            self.task = self.bar.add_task("analysing", total=total)
+
+    def finished(self, result: Any) -> None:
+        from linac_qa.reporting import verdict_line
+
+        print(verdict_line(result), file=self.lines, flush=True)
+        if self.bar is not None and self.task is not None:
+            self.bar.advance(self.task)
 
 
 def _dry_run(root: Path, args: argparse.Namespace, out: IO[str]) -> int:

@@ -63,6 +63,8 @@ def process_directory(
                     for cf in fut.result()
                 ]
                 work = plan(classified, settings, general.unit)
+                if listener:
+                    listener.planned(len(work.decided) + len(work.acquisitions))
                 for decided in work.decided:
                     run.record(decided)
                 futures = {

@@ -7,10 +7,11 @@ import datetime as dt
 import os
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from filelock import FileLock, Timeout
 
@@ -60,7 +61,13 @@ def directory_lock(directory: Path) -> Iterator[None]:
         lock.release()
 
 
-Listener = Callable[[AnalysisResult], None]
+@runtime_checkable
+class Listener(Protocol):
+    """Who watches a run as it goes: the terminal's progress bar and verdict lines."""
+
+    def planned(self, total: int) -> None: ...
+
+    def finished(self, result: AnalysisResult) -> None: ...
 
 
 @dataclass
@@ -109,7 +116,7 @@ class Run:
         )
         self.results.append(result)
         if self.listener:
-            self.listener(result)
+            self.listener.finished(result)
 
     def record_outcome(self, job: Job, outcome: JobOutcome) -> None:
         self.record(outcome.result, outcome.hashes)
