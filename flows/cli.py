@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     out = _claim_stdout()
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # A clinic network has no route out: the temporary server's telemetry would only log an error.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from linac_qa.config import ConfigError, load_settings
     from linac_qa.session import DirectoryBusy, UsageError, resolve_directory
 
