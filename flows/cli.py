@@ -14,7 +14,10 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from linac_qa.config import Settings
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.dry_run:
-        return _dry_run(root, args, out)
+        return _dry_run(root, settings, args, out)
     from flows.process import process_directory
 
     with TerminalProgress(sys.stderr if args.json else out) as progress:
@@ -105,15 +108,13 @@ class TerminalProgress:
             self.bar.advance(self.task)
 
 
-def _dry_run(root: Path, args: argparse.Namespace, out: IO[str]) -> int:
+def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[str]) -> int:
     """Discovery and classification only: no Prefect, no workers, nothing written."""
     from linac_qa.classify import classify_files
-    from linac_qa.config import load_settings
     from linac_qa.discovery import discover
     from linac_qa.grouping import plan
     from linac_qa.ledger import STATE_DIR, Ledger
 
-    settings = load_settings(args.config)
     ledger_file = root / STATE_DIR / "ledger.sqlite"
     known = Ledger(ledger_file).known() if ledger_file.exists() else {}
     found = discover(root, settings, known, force=args.force)
