@@ -57,11 +57,17 @@ def write_demo(
         "picket fence, one leaf 1.2 mm off: failed",
     )
     done(
-        synthetic.winston_lutz_set(d / f"WL_{MACHINE}_{day}_A", offset_mm=(0.2, -0.1, 0.15), when=at(30)),
+        synthetic.winston_lutz_set(
+            d / f"WL_{MACHINE}_{day}_A",
+            synthetic.WinstonLutzSession(offset_mm=(0.2, -0.1, 0.15), when=at(30)),
+        ),
         "Winston-Lutz, BB 0.3 mm from isocentre: passed",
     )
     done(
-        synthetic.winston_lutz_zip(d / f"WL_{MACHINE}_{day}_B.zip", offset_mm=(1.5, 0.5, 0.3), when=at(45)),
+        synthetic.winston_lutz_zip(
+            d / f"WL_{MACHINE}_{day}_B.zip",
+            synthetic.WinstonLutzSession(offset_mm=(1.5, 0.5, 0.3), when=at(45)),
+        ),
         "Winston-Lutz zip, BB 1.6 mm from isocentre: failed",
     )
     done(

@@ -15,6 +15,7 @@ import math
 import shutil
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -44,6 +45,7 @@ __all__ = [
     "WL_AXES",
     "Imager",
     "SeededNoiseLayer",
+    "WinstonLutzSession",
     "ct_slice",
     "light_rad",
     "open_field",
@@ -287,116 +289,78 @@ def picket_fence(
 
 
 # --------------------------------------------------------------------------- Winston-Lutz
-def _wl_datasets(
-    *,
-    set_key: str,
-    offset_mm: tuple[float, float, float],
-    prefix: str,
-    axes: Sequence[tuple[float, float, float]],
-    imager: Imager,
-    machine: str,
-    label: str,
-    description: str,
-    when: dt.datetime,
-) -> list[tuple[str, Dataset]]:
-    if imager != "AS1200" and any(coll for _, coll, _ in axes):
-        # pylinac's rotated-rectangle helper swaps row and column of the pivot: a collimator
-        # rotation is drawn about the wrong point unless the panel is square.
-        raise ValueError("collimator rotations need the square AS1200 imager")
-    rng = _rng(set_key)
-    left, up, inward = offset_mm
-    out: list[tuple[str, Dataset]] = []
-    for i, (gantry, coll, couch) in enumerate(axes):
-        sim = _IMAGERS[imager](sid=1000)
-        sim.add_layer(FilteredFieldLayer(field_size_mm=(20, 20), rotation=coll))
-        lateral, longitudinal = bb_projection_with_rotation(
-            offset_left=left, offset_up=up, offset_in=inward, gantry=gantry, couch=couch, sad=1000
-        )
-        # pylinac's BB layer takes (out, right), hence the negated longitudinal offset.
-        sim.add_layer(PerfectBBLayer(bb_size_mm=5, cax_offset_mm=(-longitudinal, lateral), alpha=-0.5))
-        sim.add_layer(GaussianFilterLayer(sigma_mm=0.5))
-        sim.add_layer(SeededNoiseLayer(rng))
-        g, c, t = round(gantry), round(coll), round(couch)
-        name = f"{prefix}G{g:03d}_C{c:03d}_T{t:03d}.dcm"
-        ds = stamp_rt_image(
-            sim.as_dicom(gantry_angle=gantry, coll_angle=coll, table_angle=couch),
-            machine=machine,
-            when=when + dt.timedelta(seconds=40 * i),
-            key=_key(set_key, name),
-            label=f"{label} G{g} C{c} T{t}",
-            description=description,
-            series_key=set_key,
-            series_start=when,
-            instance=i + 1,
-        )
-        out.append((name, ds))
-    return out
-
-
-def winston_lutz_set(
-    folder: Path | str,
-    *,
-    offset_mm: tuple[float, float, float] = (0.0, 0.0, 0.0),
-    prefix: str = "RI.QA.WL_",
-    axes: Sequence[tuple[float, float, float]] = WL_AXES,
-    imager: Imager = "AS1000",
-    machine: str = "TrueBeam1",
-    label: str = "WL",
-    description: str = "Winston-Lutz MLC 2x2",
-    when: dt.datetime = DEFAULT_WHEN,
-    seed: int = 0,
-) -> list[Path]:
-    """One Winston-Lutz session (20 x 20 mm MLC field, 5 mm BB) as `<prefix>G000_C000_T000.dcm` files.
+@dataclass(frozen=True)
+class WinstonLutzSession:
+    """One Winston-Lutz session (20 x 20 mm MLC field, 5 mm BB), written as `<prefix>G000_C000_T000.dcm`.
 
     The BB sits `offset_mm` = (left, up, in) from isocentre. All images share one series and are
     acquired 40 s apart. `WinstonLutz(folder).analyze(bb_size_mm=5)` gives a max 2D CAX-to-BB of
     0.22 mm and a couch iso size of 0.32 mm for (0.2, -0.1, 0.15), 1.55 and 2.2 mm for
-    (1.5, 0.5, 0.3). `folder` is created if needed; another `prefix` (and `when`) writes a second,
-    loose session beside the first.
+    (1.5, 0.5, 0.3). Another `prefix` (and `when`) writes a second, loose session beside the first.
     """
+
+    offset_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    prefix: str = "RI.QA.WL_"
+    axes: Sequence[tuple[float, float, float]] = WL_AXES
+    imager: Imager = "AS1000"
+    machine: str = "TrueBeam1"
+    label: str = "WL"
+    description: str = "Winston-Lutz MLC 2x2"
+    when: dt.datetime = DEFAULT_WHEN
+    seed: int = 0
+
+    def images(self, name: str) -> list[tuple[str, Dataset]]:
+        """The session's images as (file name, dataset); `name` (folder or zip) keys the UIDs."""
+        set_key = _key(
+            "wl", self.seed, name, self.prefix, self.machine, self.when, self.offset_mm, self.imager
+        )
+        if self.imager != "AS1200" and any(coll for _, coll, _ in self.axes):
+            # pylinac's rotated-rectangle helper swaps row and column of the pivot: a collimator
+            # rotation is drawn about the wrong point unless the panel is square.
+            raise ValueError("collimator rotations need the square AS1200 imager")
+        rng = _rng(set_key)
+        left, up, inward = self.offset_mm
+        out: list[tuple[str, Dataset]] = []
+        for i, (gantry, coll, couch) in enumerate(self.axes):
+            sim = _IMAGERS[self.imager](sid=1000)
+            sim.add_layer(FilteredFieldLayer(field_size_mm=(20, 20), rotation=coll))
+            lateral, longitudinal = bb_projection_with_rotation(
+                offset_left=left, offset_up=up, offset_in=inward, gantry=gantry, couch=couch, sad=1000
+            )
+            # pylinac's BB layer takes (out, right), hence the negated longitudinal offset.
+            sim.add_layer(PerfectBBLayer(bb_size_mm=5, cax_offset_mm=(-longitudinal, lateral), alpha=-0.5))
+            sim.add_layer(GaussianFilterLayer(sigma_mm=0.5))
+            sim.add_layer(SeededNoiseLayer(rng))
+            g, c, t = round(gantry), round(coll), round(couch)
+            name = f"{self.prefix}G{g:03d}_C{c:03d}_T{t:03d}.dcm"
+            ds = stamp_rt_image(
+                sim.as_dicom(gantry_angle=gantry, coll_angle=coll, table_angle=couch),
+                machine=self.machine,
+                when=self.when + dt.timedelta(seconds=40 * i),
+                key=_key(set_key, name),
+                label=f"{self.label} G{g} C{c} T{t}",
+                description=self.description,
+                series_key=set_key,
+                series_start=self.when,
+                instance=i + 1,
+            )
+            out.append((name, ds))
+        return out
+
+
+def winston_lutz_set(folder: Path | str, session: WinstonLutzSession | None = None) -> list[Path]:
+    """The session as files in `folder` (created if needed)."""
     folder = Path(folder)
-    set_key = _key("wl", seed, folder.name, prefix, machine, when, offset_mm, imager)
-    images = _wl_datasets(
-        set_key=set_key,
-        offset_mm=offset_mm,
-        prefix=prefix,
-        axes=axes,
-        imager=imager,
-        machine=machine,
-        label=label,
-        description=description,
-        when=when,
-    )
+    images = (session or WinstonLutzSession()).images(folder.name)
     return [_save(ds, folder / name) for name, ds in images]
 
 
-def winston_lutz_zip(
-    zip_path: Path | str,
-    *,
-    offset_mm: tuple[float, float, float] = (0.0, 0.0, 0.0),
-    prefix: str = "RI.QA.WL_",
-    axes: Sequence[tuple[float, float, float]] = WL_AXES,
-    imager: Imager = "AS1000",
-    machine: str = "TrueBeam1",
-    label: str = "WL",
-    description: str = "Winston-Lutz MLC 2x2",
-    when: dt.datetime = DEFAULT_WHEN,
-    seed: int = 0,
-) -> Path:
-    """The `winston_lutz_set` session as a zip, images at the zip's root (`WinstonLutz.from_zip`)."""
+def winston_lutz_zip(zip_path: Path | str, session: WinstonLutzSession | None = None) -> Path:
+    """The session as a zip, images at the zip's root (`WinstonLutz.from_zip`)."""
     zip_path = Path(zip_path)
-    set_key = _key("wl", seed, zip_path.name, prefix, machine, when, offset_mm, imager)
-    images = _wl_datasets(
-        set_key=set_key,
-        offset_mm=offset_mm,
-        prefix=prefix,
-        axes=axes,
-        imager=imager,
-        machine=machine,
-        label=label,
-        description=description,
-        when=when,
-    )
+    session = session or WinstonLutzSession()
+    images = session.images(zip_path.name)
+    when = session.when
     # Level 1: noisy pixels shrink to 43 % of their size, against 39 % at level 6 in 9 times the time.
     with zipfile.ZipFile(_target(zip_path), "w") as zf:
         for i, (name, ds) in enumerate(images):

@@ -50,12 +50,20 @@ def build_folder(root: Path) -> None:
     s.picket_fence(root / "RI.QA.PF_TrueBeam1_A.dcm")
     s.picket_fence(root / "RI.QA.PF_TrueBeam1_B.dcm", leaf_error_mm=1.2, seed=1)
     s.picket_fence(root / "1.2.826.0.1.3680043.8.498.4242.dcm", label="PicketFence", description="", seed=2)
-    s.winston_lutz_set(root / "WL_TrueBeam1_A", offset_mm=(0.2, -0.1, 0.15), imager="AS500")
-    s.winston_lutz_zip(root / "WL_TrueBeam1_B.zip", offset_mm=(1.5, 0.5, 0.3), imager="AS500", seed=1)
     s.winston_lutz_set(
-        root, offset_mm=(1.5, 0.5, 0.3), imager="AS500", prefix="RI.QA.WL_0900_",
-        when=dt.datetime(2024, 3, 4, 9, 0), seed=3,
-    )  # fmt: skip
+        root / "WL_TrueBeam1_A", s.WinstonLutzSession(offset_mm=(0.2, -0.1, 0.15), imager="AS500")
+    )
+    s.winston_lutz_zip(
+        root / "WL_TrueBeam1_B.zip", s.WinstonLutzSession(offset_mm=(1.5, 0.5, 0.3), imager="AS500", seed=1)
+    )
+    loose = s.WinstonLutzSession(
+        offset_mm=(1.5, 0.5, 0.3),
+        imager="AS500",
+        prefix="RI.QA.WL_0900_",
+        when=dt.datetime(2024, 3, 4, 9, 0),
+        seed=3,
+    )
+    s.winston_lutz_set(root, loose)  # loose images of one session among other files
     s.starshot(root / "RI.QA.Starshot_TrueBeam1_A.dcm", wobble_mm=0.1)
     s.starshot(root / "RI.QA.Starshot_TrueBeam1_B.dcm", wobble_mm=0.9, seed=1)
     s.starshot(root / "Starshot film scan.tif", wobble_mm=0.2, film=True, seed=2)
@@ -180,16 +188,23 @@ def test_the_run_is_in_prefect(qa_run: dict[str, Any]) -> None:
     from prefect.client.schemas.filters import FlowRunFilter
 
     async def read() -> tuple[Any, list[Any], list[str], Any]:
+        # Other tests share this server: find this run by its directory, then only its own children.
         async with get_client() as client:
             flows = {f.id: f.name for f in await client.read_flows()}
             runs = await client.read_flow_runs()
-            parent = next(r for r in runs if flows[r.flow_id] == "process-directory")
-            tasks = await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id={"any_": [r.id for r in runs]})
+            parent = next(
+                r
+                for r in sorted(runs, key=lambda r: r.start_time or r.created)
+                if flows[r.flow_id] == "process-directory"
+                and r.parameters.get("directory") == str(qa_run["root"].resolve())
             )
-            subflows = [flows[r.flow_id] for r in runs if r.parent_task_run_id is not None]
+            own_tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [parent.id]}))
+            children = [r for r in runs if r.parent_task_run_id in {t.id for t in own_tasks}]
+            tasks = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id={"any_": [r.id for r in children]})
+            )
             table = next(a for a in await client.read_artifacts() if a.key == "qa-results-truebeam1")
-            return parent, tasks, subflows, table
+            return parent, tasks, [flows[r.flow_id] for r in children], table
 
     parent, tasks, subflows, table = asyncio.run(read())
     summary = qa_run["run"].summary
