@@ -13,7 +13,6 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.states import Completed
 
 from flows.tasks import (
-    analyse,
     analysis_subflow,
     classify,
     discover_files,
@@ -21,6 +20,7 @@ from flows.tasks import (
     scheduled_analyses,
 )
 from linac_qa.config import load_settings
+from linac_qa.discovery import mark_identical_done
 from linac_qa.executor import AnalysisPool, default_workers
 from linac_qa.grouping import plan
 from linac_qa.ledger import Ledger
@@ -28,8 +28,6 @@ from linac_qa.session import Listener, Run, directory_lock, resolve_directory
 
 # One classification task run per batch: a 300-slice CT series costs one task run, not 300.
 CLASSIFY_BATCH = 200
-
-__all__ = ["analyse", "process_directory"]
 
 
 @flow(name="process-directory", persist_result=False, validate_parameters=False)
@@ -52,8 +50,7 @@ def process_directory(
                 for stale in found.stale_temporaries:
                     stale.unlink(missing_ok=True)
                 run.stamps = {s.path: s for s in found.new}
-                for stamp in found.changed_but_identical:
-                    ledger.touch(stamp)
+                mark_identical_done(ledger, found)
                 logger.info("%d new file(s) in %s", len(found.new), root)
                 paths = [s.path for s in found.new]
                 batches = [paths[i : i + CLASSIFY_BATCH] for i in range(0, len(paths), CLASSIFY_BATCH)]

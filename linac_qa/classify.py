@@ -55,7 +55,7 @@ def classify_file(directory: Path, rel: str, settings: Settings) -> ClassifiedFi
             head = fp.read(PREAMBLE + 4)
             if looks_like_dicom(head):
                 fp.seek(0)
-                return _classify_dicom(rel, name, read_header(fp, size), settings)
+                return _classify_dicom(rel, by_name, read_header(fp, size), settings)
     except PermissionError:
         return ClassifiedFile(path=rel, status=Status.ERROR, reason="permission denied: cannot be read")
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
@@ -72,8 +72,10 @@ def classify_file(directory: Path, rel: str, settings: Settings) -> ClassifiedFi
     return _verdict(rel, by_name, f"not DICOM, an image or a zip ({_describe(head)})")
 
 
-def _classify_dicom(rel: str, name: str, header: DicomHeader, settings: Settings) -> ClassifiedFile:
-    by_name = _match(settings, [name])
+def _classify_dicom(
+    rel: str, by_name: tuple[str, str] | None, header: DicomHeader, settings: Settings
+) -> ClassifiedFile:
+    name = PurePosixPath(rel).name
     if header.modality in NON_IMAGE_MODALITIES:
         what = NON_IMAGE_MODALITIES[header.modality]
         return ClassifiedFile(path=rel, status=Status.IGNORED, reason=f"{what}, not an image", header=header)
