@@ -112,13 +112,15 @@ def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[s
     """Discovery and classification only: no Prefect, no workers, nothing written."""
     from linac_qa.classify import classify_files
     from linac_qa.discovery import discover
-    from linac_qa.grouping import plan
+    from linac_qa.grouping import group_context, plan
     from linac_qa.ledger import STATE_DIR, Ledger
 
     ledger_file = root / STATE_DIR / "ledger.sqlite"
     known = Ledger(ledger_file).known() if ledger_file.exists() else {}
     found = discover(root, settings, known, force=args.force)
-    work = plan(classify_files(root, [s.path for s in found.new], settings), settings, settings.general.unit)
+    work = plan(
+        classify_files(root, [s.path for s in found.new], settings), settings, group_context(root, settings)
+    )
     rows: list[dict[str, Any]] = [
         {"analysis": a.analysis, "files": list(a.files), "would": "analyse", "variant": a.variant}
         for a in work.acquisitions

@@ -12,17 +12,18 @@ from typing import Any
 from prefect import flow, get_run_logger, unmapped
 from prefect.states import Completed
 
+from blocks.machine_config import run_settings
 from flows.tasks import (
     analysis_subflow,
     classify,
     discover_files,
     publish_results,
     scheduled_analyses,
+    send_notifications,
 )
-from linac_qa.config import load_settings
 from linac_qa.discovery import mark_identical_done
 from linac_qa.executor import AnalysisPool, default_workers
-from linac_qa.grouping import plan
+from linac_qa.grouping import group_context, plan
 from linac_qa.ledger import Ledger
 from linac_qa.session import Listener, Run, directory_lock, resolve_directory
 
@@ -36,9 +37,10 @@ def process_directory(
     config: str | None = None,
     force: bool = False,
     listener: Listener | None = None,
+    config_block: str | None = None,
 ) -> Any:
     logger = get_run_logger()
-    settings = load_settings(config)
+    settings = run_settings(config, config_block)  # a file, a machine-config block, or defaults
     root = resolve_directory(directory, settings)
     with directory_lock(root):
         ledger = Ledger.open(root)
@@ -59,11 +61,13 @@ def process_directory(
                     for fut in classify.map(unmapped(root), batches, unmapped(settings))
                     for cf in fut.result()
                 ]
-                work = plan(classified, settings, general.unit)
+                work = plan(classified, settings, group_context(root, settings))
                 if listener:
                     listener.planned(len(work.decided) + len(work.acquisitions))
                 for decided in work.decided:
                     run.record(decided)
+                # Distinct output names; results a killed run left complete on disk are adopted.
+                work.acquisitions = run.to_analyse(work.acquisitions)
                 futures = {
                     acq.key: pool.submit(run.job(acq), run.record_outcome)
                     for acq in sorted(work.acquisitions, key=lambda a: len(a.files), reverse=True)
@@ -71,7 +75,10 @@ def process_directory(
                 with scheduled_analyses(futures):
                     for section, acquisitions in work.by_analysis().items():
                         analysis_subflow(section, acquisitions, general.unit)
-            summary = run.summary(Counter(found.skipped))
+            summary = run.summary(Counter(found.skipped) + Counter({"waiting-for-partner": work.waiting}))
+            # Only now: every result is recorded and its outputs written. Under the directory's lock,
+            # so two runs never send the same pending message.
+            send_notifications(run, summary)
         finally:
             ledger.close()
     publish_results(summary)

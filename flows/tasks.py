@@ -8,18 +8,23 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, State
 
 from linac_qa.classify import classify_files
 from linac_qa.config import Settings
 from linac_qa.discovery import Discovery, discover
-from linac_qa.ledger import Known
+from linac_qa.ledger import Known, Ledger
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile
+from linac_qa.notify.outbox import mail_outcome, queue_run_mail
+from linac_qa.notify.send import send_pending
+from linac_qa.notify.settings import EmailSettings
 from linac_qa.reporting import analysis_markdown, artifact_key, results_table
 from linac_qa.runner import JobOutcome
-from linac_qa.summary import RunSummary
+from linac_qa.session import Run
+from linac_qa.summary import Notification, RunSummary
 
 # Analyses are scheduled on the worker pool before any subflow starts, so no core idles between
 # modalities; the analysis task runs only wait for their own acquisition's outcome. The futures
@@ -37,7 +42,9 @@ def scheduled_analyses(futures: dict[str, Future[JobOutcome]]) -> Iterator[None]
             _scheduled.pop(key, None)
 
 
-@task(name="discover", cache_policy=NO_CACHE)
+# Retries only where a step is a pure read or an API call that a network hiccup can break (a file
+# hash on a share, the artifact upload). The analysis task never retries: its result is a verdict.
+@task(name="discover", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 60])
 def discover_files(directory: Path, settings: Settings, known: dict[str, Known], force: bool) -> Discovery:
     return discover(directory, settings, known, force=force)
 
@@ -47,7 +54,7 @@ def classify(directory: Path, paths: list[str], settings: Settings) -> list[Clas
     return classify_files(directory, paths, settings)
 
 
-@task(name="analyse", task_run_name="{acquisition.name}", cache_policy=NO_CACHE)
+@task(name="analyse", task_run_name="{acquisition.name}", cache_policy=NO_CACHE, retries=0)
 def analyse(acquisition: Acquisition) -> AnalysisResult:
     return _scheduled[acquisition.key].result().result
 
@@ -55,7 +62,8 @@ def analyse(acquisition: Acquisition) -> AnalysisResult:
 def analysis_subflow(section: str, acquisitions: list[Acquisition], unit: str | None) -> list[AnalysisResult]:
     """One subflow run per analysis type, mapping the analysis task over its acquisitions."""
 
-    @flow(name=section, flow_run_name=f"{section} ({len(acquisitions)})", persist_result=False)
+    # retries=0 whatever PREFECT_FLOWS_DEFAULT_RETRIES says (deployments set it for the parent flow).
+    @flow(name=section, flow_run_name=f"{section} ({len(acquisitions)})", persist_result=False, retries=0)
     def run_section(acquisitions: list[Acquisition]) -> list[AnalysisResult]:
         results = [f.result() for f in analyse.map(acquisitions)]
         create_markdown_artifact(
@@ -66,7 +74,7 @@ def analysis_subflow(section: str, acquisitions: list[Acquisition], unit: str | 
     return run_section(acquisitions)
 
 
-@task(name="publish results", cache_policy=NO_CACHE)
+@task(name="publish results", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30])
 def publish_results(summary: RunSummary) -> None:
     if summary.results:
         create_table_artifact(
@@ -74,3 +82,35 @@ def publish_results(summary: RunSummary) -> None:
             table=results_table(summary),
             description=f"QA results for {summary.unit or summary.directory}: {summary.headline()}",
         )
+
+
+@task(name="notify", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def notify(ledger: Ledger, email: EmailSettings, run_id: str) -> State:
+    """Every pending message, earlier runs' first. A failure raises, so Prefect retries it; what
+    still fails stays pending in the ledger for the next run."""
+    sent = send_pending(ledger, email, run_id, get_run_logger())
+    return Completed(message=f"{sent} e-mail(s) sent" if sent else "nothing to send")
+
+
+def send_notifications(run: Run, summary: RunSummary) -> None:
+    """Called once the results are recorded and their outputs written. E-mail never changes a
+    run's results or exit status: whatever happens ends up in `summary.notifications`."""
+    logger = get_run_logger()
+    email = run.settings.email
+    try:
+        queue_run_mail(run.ledger, summary, email, run.run_id)
+    except Exception as exc:
+        logger.exception("could not write this run's e-mail")
+        detail = f"could not write the e-mail: {type(exc).__name__}: {exc}"
+        summary.notifications = [Notification(channel="email", status="failed", detail=detail)]
+    else:
+        failure = None
+        if email.enabled:
+            state = notify.with_options(retries=email.retries)(
+                run.ledger, email, run.run_id, return_state=True
+            )
+            if state.is_failed():
+                failure = state.message
+                logger.warning("e-mail kept in the ledger for the next run: %s", failure)
+        summary.notifications = mail_outcome(run.ledger, run.run_id, email, summary, failure)
+    run.ledger.finish_run(run.run_id, summary.finished, summary.model_dump(mode="json"))

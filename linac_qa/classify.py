@@ -4,10 +4,13 @@ with a section or a status and a reason."""
 
 from __future__ import annotations
 
+import io
+import os
+import stat
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, cast
 
 from pydicom.errors import InvalidDicomError
 
@@ -16,6 +19,7 @@ from linac_qa.config import Settings
 from linac_qa.headers import PREAMBLE, looks_like_dicom, read_header
 from linac_qa.keywords import best_match
 from linac_qa.model import ClassifiedFile, DicomHeader, Status
+from linac_qa.zipsafe import ZipLimits, ZipRefused, check_archive, file_members
 
 IMAGE_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp"})
 ZIP_SUFFIXES = frozenset({".zip"})
@@ -28,6 +32,9 @@ NON_IMAGE_MODALITIES = {
     "REG": "a DICOM registration",
     "SR": "a DICOM structured report",
 }
+# A zip member's header is parsed from at most this much of it: a member that is a bomb (or claims
+# a gigabyte-long element) costs no more than this to look at.
+ZIP_HEADER_BYTES = 4 << 20
 
 
 def classify_files(directory: Path, paths: Iterable[str], settings: Settings) -> list[ClassifiedFile]:
@@ -48,7 +55,12 @@ def classify_file(directory: Path, rel: str, settings: Settings) -> ClassifiedFi
     if path.is_symlink():
         return ClassifiedFile(path=rel, status=Status.IGNORED, reason=_symlink_reason(directory, path))
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):  # discovery could not list it
+            return _unlisted_folder(rel, path)
+        if not stat.S_ISREG(st.st_mode):  # opening a named pipe would wait forever for a writer
+            return ClassifiedFile(path=rel, status=Status.IGNORED, reason=_special_file(st.st_mode))
+        size = st.st_size
         if size == 0:
             return _verdict(rel, by_name, "empty file (0 bytes)")
         with path.open("rb") as fp:
@@ -58,8 +70,14 @@ def classify_file(directory: Path, rel: str, settings: Settings) -> ClassifiedFi
                 return _classify_dicom(rel, by_name, read_header(fp, size), settings)
     except PermissionError:
         return ClassifiedFile(path=rel, status=Status.ERROR, reason="permission denied: cannot be read")
-    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
+    except OSError as exc:  # an I/O error on a share, a file removed since discovery
+        return _verdict(rel, by_name, f"cannot be read: {_brief(exc)}", always_error=True)
+    except Exception as exc:  # pydicom raises almost anything on a damaged header (found by fuzzing)
         return _verdict(rel, by_name, f"damaged DICOM header: {_brief(exc)}", always_error=True)
+    for section in settings.enabled_sections():
+        claim = REGISTRY[section].claims(path, head)
+        if claim:
+            return ClassifiedFile(path=rel, analysis=section, reason=claim)
     if suffix in ZIP_SUFFIXES or zipfile.is_zipfile(path):
         return _classify_zip(directory, rel, name, settings, by_name)
     if suffix in IMAGE_SUFFIXES:
@@ -87,7 +105,7 @@ def _classify_dicom(
         return _verdict(
             rel, by_name, f"truncated: {header.pixel_bytes_missing} bytes of pixel data missing", header, True
         )
-    match = _match(settings, [name, *header.texts])
+    match = _match(settings, [name, *header.texts]) or _by_modality(settings, header)
     if match is None:
         labels = ", ".join(repr(t) for t in header.texts[:2]) or "none"
         return ClassifiedFile(
@@ -100,29 +118,45 @@ def _classify_dicom(
     where = "the name" if by_name and by_name[1] == keyword else "the DICOM labels"
     if header.modality not in REGISTRY[section].modalities:
         return _verdict(rel, match, f"{header.modality} image cannot be analysed as {section}", header, True)
-    reason = f"'{keyword}' in {where}"
+    reason = f"'{keyword}' in {where}" if keyword else f"{header.modality} image, by content (no keyword)"
     if by_name and by_name[0] != section:
         reason += f" (the name says {by_name[0]}: '{by_name[1]}'; the longer keyword wins)"
-    return ClassifiedFile(path=rel, analysis=section, keyword=keyword, reason=reason, header=header)
+    return ClassifiedFile(path=rel, analysis=section, keyword=keyword or None, reason=reason, header=header)
 
 
 def _classify_zip(
     directory: Path, rel: str, name: str, settings: Settings, by_name: tuple[str, str] | None
 ) -> ClassifiedFile:
+    general = settings.general
+    limits = ZipLimits.from_megabytes(general.zip_max_megabytes, general.zip_max_ratio)
     try:
         with zipfile.ZipFile(directory / rel) as zf:
-            members = [i for i in zf.infolist() if not i.is_dir()]
+            members = file_members(zf)
+            # From the central directory alone, before any member is decompressed.
+            check_archive(members, limits)
             dicoms = []
             first_header = None
             for info in members:
                 with zf.open(info) as fp:
-                    if not looks_like_dicom(fp.read(PREAMBLE + 4)):
+                    head = fp.read(PREAMBLE + 4)
+                    if not looks_like_dicom(head):
                         continue
-                dicoms.append(info.filename)
-                if first_header is None:
-                    with zf.open(info) as fp:
-                        first_header = read_header(cast(BinaryIO, fp), info.file_size)
-    except (zipfile.BadZipFile, OSError, RuntimeError, InvalidDicomError, ValueError, EOFError) as exc:
+                    dicoms.append(info.filename)
+                    if first_header is None:
+                        start = io.BytesIO(head + fp.read(ZIP_HEADER_BYTES))
+                        first_header = read_header(start, info.file_size)
+    except ZipRefused as exc:  # hostile or broken beyond use: someone should look at it
+        return _verdict(rel, by_name, str(exc), always_error=True)
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        OSError,
+        RuntimeError,  # encrypted
+        NotImplementedError,  # a compression method zipfile lacks
+        InvalidDicomError,
+        ValueError,
+        EOFError,
+    ) as exc:
         return _verdict(rel, by_name, f"damaged zip: {_brief(exc)}", always_error=True)
     if not dicoms:
         listed = ", ".join(i.filename for i in members[:3]) + (" ..." if len(members) > 3 else "")
@@ -146,6 +180,35 @@ def _classify_zip(
         header=first_header,
         zip_members=tuple(dicoms),
     )
+
+
+def _by_modality(settings: Settings, header: DicomHeader) -> tuple[str, str] | None:
+    """The content step after keywords: a section that takes this modality without one."""
+    for section in settings.enabled_sections():
+        if header.modality in REGISTRY[section].claims_modalities:
+            return section, ""
+    return None
+
+
+def _unlisted_folder(rel: str, path: Path) -> ClassifiedFile:
+    try:
+        os.listdir(path)
+    except PermissionError:
+        why = "permission denied"
+    except OSError as exc:
+        why = _brief(exc)
+    else:  # readable again: the next run looks inside
+        return ClassifiedFile(
+            path=rel, status=Status.IGNORED, reason="folder could not be listed; retried next run"
+        )
+    return ClassifiedFile(
+        path=rel, status=Status.ERROR, reason=f"folder cannot be listed ({why}): its files are not seen"
+    )
+
+
+def _special_file(mode: int) -> str:
+    what = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return f"not a regular file ({what}): not read"
 
 
 def _symlink_reason(directory: Path, path: Path) -> str:

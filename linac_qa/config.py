@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from linac_qa.analyses import REGISTRY
 from linac_qa.analyses.base import analyze_parameters, to_pylinac_kwargs
+from linac_qa.notify.settings import EmailSettings
 from linac_qa.sections import AnalysisSettings, Section
 
 # Keys that look like secrets are refused wherever they appear: credentials belong in a Prefect block.
@@ -32,6 +33,11 @@ class GeneralSettings(Section):
     settle_seconds: float = Field(default=30, ge=0)
     workers: int | None = Field(default=None, ge=1)
     analysis_timeout_seconds: float = Field(default=900, gt=0)
+    group_wait_hours: float = Field(default=24, ge=0)
+    # Zips are refused before anything is decompressed when they unpack to more than this, or
+    # compress better than this in total (a zip bomb; DICOM images compress 2-4 times).
+    zip_max_megabytes: float = Field(default=4096, gt=0)
+    zip_max_ratio: float = Field(default=200, gt=1)
 
     @field_validator("suffix")
     @classmethod
@@ -47,6 +53,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     general: GeneralSettings = Field(default_factory=GeneralSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
     analyses: dict[str, AnalysisSettings] = Field(default_factory=dict)
     source: str = "defaults"  # where the config came from, for messages
 
@@ -57,14 +64,19 @@ class Settings(BaseModel):
         return [name for name, s in self.analyses.items() if s.enabled]
 
     def as_yaml_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"general": self.general.model_dump(mode="json", by_alias=True)}
+        out: dict[str, Any] = {
+            "general": self.general.model_dump(mode="json", by_alias=True),
+            "email": self.email.model_dump(mode="json", by_alias=True),
+        }
         for name, section in self.analyses.items():
             out[name] = section.model_dump(mode="json", by_alias=True)
         return out
 
     @property
     def hash(self) -> str:
-        canonical = json.dumps(self.as_yaml_dict(), sort_keys=True, separators=(",", ":"))
+        # Provenance of the analyses: who gets the e-mail does not change a result.
+        analysed = {k: v for k, v in self.as_yaml_dict().items() if k != "email"}
+        canonical = json.dumps(analysed, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -81,20 +93,31 @@ def default_sections() -> dict[str, type[AnalysisSettings]]:
     return {name: analysis.settings_model for name, analysis in REGISTRY.items()}
 
 
-def load_settings(path: str | os.PathLike[str] | None = None, *, text: str | None = None) -> Settings:
-    """Defaults, overridden by the YAML file (or text) when given."""
+def load_settings(
+    path: str | os.PathLike[str] | None = None, *, text: str | None = None, source: str | None = None
+) -> Settings:
+    """Defaults, overridden by the YAML file (or text) when given. `source` names the YAML in
+    messages (a machine-config block: "block 'truebeam1'"); by default the path."""
     if path is None and text is None:
         return build_settings({}, "defaults", {})
-    source = str(path) if path is not None else "<config>"
+    source = source or (str(path) if path is not None else "<config>")
     if text is None:
-        try:
-            text = Path(source).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(source, "", "file not found") from None
-        except OSError as exc:
-            raise ConfigError(source, "", f"cannot be read: {exc.strerror}") from None
+        assert path is not None  # one of the two was given
+        text = read_config_file(path, source)
     raw, lines = parse_yaml(text, source)
-    return build_settings(raw, source, lines)
+    # Relative paths in a file are relative to the file's folder, wherever the run starts from.
+    base = Path(path).expanduser().resolve().parent if path is not None else None
+    return build_settings(raw, source, lines, base)
+
+
+def read_config_file(path: str | os.PathLike[str], source: str) -> str:
+    """A YAML file's text; a missing or unreadable file is a ConfigError naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, "", "file not found") from None
+    except OSError as exc:
+        raise ConfigError(source, "", f"cannot be read: {exc.strerror}") from None
 
 
 def parse_yaml(text: str, source: str) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
@@ -121,6 +144,11 @@ def _key_lines(node: yaml.Node | None, prefix: tuple[str, ...], out: dict[tuple[
             path = (*prefix, str(key_node.value))
             out[path] = key_node.start_mark.line + 1
             _key_lines(value_node, path, out)
+    elif isinstance(node, yaml.SequenceNode):  # list items by index, e.g. machines.0.cron
+        for index, item in enumerate(node.value):
+            path = (*prefix, str(index))
+            out[path] = item.start_mark.line + 1
+            _key_lines(item, path, out)
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -133,7 +161,9 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
-def build_settings(raw: dict[str, Any], source: str, lines: dict[tuple[str, ...], int]) -> Settings:
+def build_settings(
+    raw: dict[str, Any], source: str, lines: dict[tuple[str, ...], int], base: Path | None = None
+) -> Settings:
     def fail(path: tuple[str | int, ...], message: str) -> ConfigError:
         keys = tuple(str(p) for p in path)
         line = next((lines[keys[:i]] for i in range(len(keys), 0, -1) if keys[:i] in lines), None)
@@ -141,7 +171,7 @@ def build_settings(raw: dict[str, Any], source: str, lines: dict[tuple[str, ...]
 
     _refuse_secrets(raw, (), fail)
     sections = default_sections()
-    known = ["general", *sections]
+    known = ["general", "email", *sections]
     for key in raw:
         if key not in known:
             raise fail((key,), f"unknown section; allowed: {', '.join(known)}")
@@ -149,6 +179,11 @@ def build_settings(raw: dict[str, Any], source: str, lines: dict[tuple[str, ...]
             raise fail((key,), "must be a mapping of options")
 
     general = _validate(GeneralSettings, raw.get("general") or {}, ("general",), fail)
+    general = _resolve_paths(general, base, fail)
+    email = _validate(EmailSettings, raw.get("email") or {}, ("email",), fail)
+    if problems := email.problems():
+        key, message = problems[0]
+        raise fail(("email", key), message)
     analyses: dict[str, AnalysisSettings] = {}
     for name, model in sections.items():
         defaults = model().model_dump(by_alias=True)
@@ -157,7 +192,7 @@ def build_settings(raw: dict[str, Any], source: str, lines: dict[tuple[str, ...]
         section = _validate(model, deep_merge(defaults, given), (name,), fail)
         _check_pylinac_keywords(name, section, fail)
         analyses[name] = section
-    return Settings(general=general, analyses=analyses, source=source)
+    return Settings(general=general, email=email, analyses=analyses, source=source)
 
 
 def _validate(model: type[Section], data: dict[str, Any], prefix: tuple[str, ...], fail: Any) -> Any:
@@ -169,6 +204,8 @@ def _validate(model: type[Section], data: dict[str, Any], prefix: tuple[str, ...
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(model, tuple(str(p) for p in err["loc"][:-1]))
             raise fail(loc, f"unknown key; allowed: {', '.join(allowed)}") from None
+        if err["type"] == "missing":
+            raise fail(loc, "required") from None
         raise fail(loc, f"{err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})") from None
 
 
@@ -185,7 +222,7 @@ def _allowed_keys(model: type[BaseModel], path: tuple[str, ...]) -> list[str]:
 
 def _check_pylinac_keywords(name: str, section: AnalysisSettings, fail: Any) -> None:
     """`analysis:` goes to pylinac's analyze() as is, so its keys and enum names are checked now."""
-    classes = REGISTRY[name].pylinac_classes
+    classes = REGISTRY[name].classes_for(section)
     params = analyze_parameters(classes)
     reserved = section.reserved_analysis_keys
     for key in section.analysis:
@@ -198,9 +235,54 @@ def _check_pylinac_keywords(name: str, section: AnalysisSettings, fail: Any) -> 
                 (name, "analysis", key), f"{owner}.analyze() takes no such keyword; allowed: {allowed}"
             )
         try:
-            to_pylinac_kwargs(classes[0].analyze, {key: section.analysis[key]})
+            for cls in classes:
+                to_pylinac_kwargs(cls.analyze, {key: section.analysis[key]})
         except ValueError as exc:
             raise fail((name, "analysis", key), str(exc)) from None
+
+
+def _resolve_paths(general: GeneralSettings, base: Path | None, fail: Any) -> GeneralSettings:
+    """`directory` and `output-directory` made absolute (relative to the config file's folder) and
+    checked now, not half-way through a run.
+
+    `directory` need not exist yet: a network share may be unmounted when the config is loaded
+    (or checked on another host); the run says "directory not found ... (network share not
+    mounted?)" and exits 2 before any work. What does exist must be a folder, not a file.
+    `output-directory` is created by the run, so only its nearest existing parent is checked: it
+    must be a folder (a file there would make every acquisition an error)."""
+    resolved: dict[str, Path] = {}
+    for field, key in (("directory", "directory"), ("output_directory", "output-directory")):
+        value: Path | None = getattr(general, field)
+        if value is None:
+            continue
+        path = value.expanduser()
+        if not path.is_absolute():
+            if base is None:
+                raise fail(
+                    ("general", key),
+                    f"{value} is a relative path, and this config has no file to be relative to; "
+                    "give an absolute path",
+                )
+            path = base / path
+        path = Path(os.path.normpath(path))
+        blocker = _not_a_folder(path)
+        if blocker is not None:
+            verb = "be created" if key == "output-directory" else "exist"
+            what = "is a file, not a folder" if blocker == path else f"cannot {verb}: {blocker} is a file"
+            raise fail(("general", key), f"{path} {what}")
+        resolved[field] = path
+    return general.model_copy(update=resolved) if resolved else general
+
+
+def _not_a_folder(path: Path) -> Path | None:
+    """The nearest existing one of `path` and its parents when it is not a folder, else None."""
+    for candidate in (path, *path.parents):
+        try:
+            if candidate.exists():
+                return None if candidate.is_dir() else candidate
+        except OSError:  # an unreachable share: nothing to check now; the run will say so
+            return None
+    return None
 
 
 def _refuse_secrets(node: Any, path: tuple[str, ...], fail: Any) -> None:

@@ -35,7 +35,21 @@ class Limit:
         return f"{self.label} {self.value:.{self.digits}f}{unit} {sign} {self.limit:.{self.digits}f}{unit}"
 
 
-def judge(limits: Iterable[Limit], notes: Iterable[str] = ()) -> tuple[Status, str]:
+@dataclass(frozen=True)
+class Flag:
+    """A criterion pylinac decides itself without one number to compare (e.g. HU linearity over
+    several ROIs); `detail` carries the numbers that explain it."""
+
+    label: str
+    passed: bool
+    detail: str = ""
+
+    def describe(self) -> str:
+        detail = f" ({self.detail})" if self.detail else ""
+        return f"{self.label} {'passed' if self.passed else 'FAILED'}{detail}"
+
+
+def judge(limits: Iterable[Limit | Flag], notes: Iterable[str] = ()) -> tuple[Status, str]:
     """Failed when any limit fails; the reason names the failing limits first, then the notes
     (criteria that could not be judged, and why)."""
     limits = list(limits)

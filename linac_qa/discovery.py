@@ -7,6 +7,7 @@ is computed only when those changed, so a touched but identical file stays done.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -44,15 +45,21 @@ def discover(
     found = Discovery()
     window = general.rolling_window_days * 86400
     own_suffix = general.suffix.lower()
-    for folder, dirnames, filenames in os.walk(directory, followlinks=False):
+    unlisted: list[OSError] = []
+    for folder, dirnames, filenames in os.walk(directory, followlinks=False, onerror=unlisted.append):
         base = Path(folder)
         hidden_dirs = [d for d in dirnames if d.startswith(".")]
         for d in hidden_dirs:
             dirnames.remove(d)
             if d != STATE_DIR:
                 found.skipped[SkipReason.HIDDEN] += 1
+        # A linked folder is never entered (it may point outside DIR, or loop); it is looked at like
+        # a file, so that classification reports it as ignored, with the reason.
+        linked = [d for d in dirnames if (base / d).is_symlink()]
+        for d in linked:
+            dirnames.remove(d)
         dirnames.sort()
-        for name in sorted(filenames):
+        for name in sorted([*filenames, *linked]):
             path = base / name
             rel = path.relative_to(directory).as_posix()
             if is_temporary(name):
@@ -79,12 +86,40 @@ def discover(
                 if (prior.size, prior.mtime_ns) == (st.st_size, st.st_mtime_ns):
                     found.skipped[SkipReason.DONE] += 1
                     continue
-                if prior.size == st.st_size and prior.sha256 and prior.sha256 == sha256_file(path):
+                if (
+                    prior.size == st.st_size
+                    and prior.sha256
+                    and stat.S_ISREG(st.st_mode)  # a named pipe would block the read
+                    and prior.sha256 == sha256_file(path)
+                ):
                     found.skipped[SkipReason.DONE] += 1
                     found.changed_but_identical.append(stamp)
                     continue
             found.new.append(stamp)
+    for exc in unlisted:
+        _unlisted_folder(found, directory, exc, known, force)
     return found
+
+
+def _unlisted_folder(
+    found: Discovery, directory: Path, exc: OSError, known: dict[str, Known], force: bool
+) -> None:
+    """A folder that cannot be listed (permissions, a share's I/O error) hides files: it becomes a
+    result of its own (classification says why), never a silent gap. DIR itself: the run fails."""
+    path = Path(exc.filename) if exc.filename else directory
+    if path == directory:
+        raise exc
+    rel = path.relative_to(directory).as_posix()
+    try:
+        st = path.lstat()
+        stamp = FileStamp(rel, st.st_size, st.st_mtime_ns)
+    except OSError:
+        stamp = FileStamp(rel, 0, 0)
+    prior = known.get(rel)
+    if prior is not None and not force and (prior.size, prior.mtime_ns) == (stamp.size, stamp.mtime_ns):
+        found.skipped[SkipReason.DONE] += 1
+    else:
+        found.new.append(stamp)
 
 
 def _skip_by_name(name: str, own_suffix: str, avoid: list[str]) -> SkipReason | None:

@@ -12,20 +12,25 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+import psutil
 from pebble import ProcessExpired, ProcessPool
 
 from linac_qa.model import AnalysisResult, Status
 from linac_qa.runner import Job, JobOutcome, brief_error, run_job
 
 OnDone = Callable[[Job, JobOutcome], None]
+# How often a worker checks that its run is still alive.
+PARENT_POLL_SECONDS = 0.5
 
 
 def _init_worker() -> None:
+    _exit_with_parent(os.getppid())
     # pylinac prints to stdout; the summary owns stdout, so the worker's goes to stderr.
     os.dup2(2, 1)
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -34,6 +39,19 @@ def _init_worker() -> None:
 
     matplotlib.use("Agg")
     import linac_qa.analyses  # noqa: F401  (pays pylinac's import once per worker)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A run that is killed (SIGKILL, the OOM killer, a closed terminal) cannot stop its workers,
+    and a busy worker would go on writing outputs nobody records, perhaps while the next run
+    analyses the same files. So each worker watches its run and exits the moment it is gone."""
+
+    def watch() -> None:
+        while os.getppid() == parent and psutil.pid_exists(parent):
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)  # no cleanup: the next run removes temporaries and the scratch folder
+
+    threading.Thread(target=watch, name="watch-run", daemon=True).start()
 
 
 def _run(job: dict[str, Any]) -> dict[str, Any]:

@@ -51,6 +51,26 @@ CREATE TABLE IF NOT EXISTS runs (
     finished TEXT,
     summary TEXT
 );
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY,         -- sending order: earlier runs' messages first
+    created TEXT NOT NULL,
+    run_id TEXT,                    -- the run that wrote it
+    kind TEXT NOT NULL,             -- digest | analysis | quiet
+    subject TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    recipients TEXT NOT NULL,       -- JSON list: the envelope, as it was when the message was written
+    message BLOB,                   -- the whole RFC 5322 message; dropped once sent (attachments are large)
+    status TEXT NOT NULL,           -- pending | sent
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    last_attempt_run TEXT,
+    sent TEXT,
+    sent_run TEXT
+);
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY,           -- e.g. when the last new acquisition arrived
+    value TEXT NOT NULL
+);
 """
 
 
@@ -59,6 +79,25 @@ class Known:
     size: int
     mtime_ns: int
     sha256: str | None
+
+
+@dataclass(frozen=True)
+class Mail:
+    """A notification in the ledger: pending until a server accepted it."""
+
+    id: int
+    created: str
+    run_id: str | None
+    kind: str
+    subject: str
+    sender: str
+    recipients: tuple[str, ...]
+    message: bytes | None
+    status: str
+    attempts: int
+    last_error: str | None
+    last_attempt_run: str | None
+    sent_run: str | None
 
 
 @dataclass(frozen=True)
@@ -169,6 +208,95 @@ class Ledger:
                 "UPDATE runs SET finished = ?, summary = ? WHERE id = ?",
                 (finished.isoformat(), json.dumps(summary, default=str), run_id),
             )
+
+    # -------------------------------------------------------------- notifications
+    def queue_mail(
+        self, *, run_id: str, kind: str, subject: str, sender: str, recipients: list[str], message: bytes
+    ) -> int:
+        """Kept before any attempt to send it: a failed send, or a crash, loses nothing."""
+        with self._transaction() as db:
+            cur = db.execute(
+                "INSERT INTO notifications (created, run_id, kind, subject, sender, recipients, message,"
+                " status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+                (_now(), run_id, kind, subject, sender, json.dumps(recipients), message),
+            )
+            return int(cur.lastrowid or 0)
+
+    def pending_mail(self) -> list[Mail]:
+        return self._mail("WHERE status = 'pending'", ())
+
+    def mail_of_run(self, run_id: str) -> list[Mail]:
+        """What a run has to report: the messages it delivered, and every message still pending."""
+        return self._mail("WHERE status = 'pending' OR sent_run = ?", (run_id,))
+
+    def mail_sent(self, mail_id: int, run_id: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE notifications SET status = 'sent', sent = ?, sent_run = ?, attempts = attempts + 1,"
+                " last_attempt_run = ?, message = NULL WHERE id = ?",
+                (_now(), run_id, run_id, mail_id),
+            )
+
+    def mail_failed(self, mail_id: int, run_id: str, error: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE notifications SET attempts = attempts + 1, last_error = ?, last_attempt_run = ?"
+                " WHERE id = ?",
+                (error, run_id, mail_id),
+            )
+
+    def _mail(self, where: str, params: tuple[str, ...]) -> list[Mail]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, created, run_id, kind, subject, sender, recipients, message, status, attempts,"
+                f" last_error, last_attempt_run, sent_run FROM notifications {where} ORDER BY id",
+                params,
+            ).fetchall()
+        return [
+            Mail(
+                id=row[0],
+                created=row[1],
+                run_id=row[2],
+                kind=row[3],
+                subject=row[4],
+                sender=row[5],
+                recipients=tuple(json.loads(row[6])),
+                message=row[7],
+                status=row[8],
+                attempts=row[9],
+                last_error=row[10],
+                last_attempt_run=row[11],
+                sent_run=row[12],
+            )
+            for row in rows
+        ]
+
+    # -------------------------------------------------------------- small state
+    def get_state(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_state(self, key: str, value: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO state (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def last_acquisition_recorded(self) -> str | None:
+        """When the newest result of an analysis (not an ignored non-QA file) was recorded."""
+        with self._lock:
+            row = self._db.execute("SELECT MAX(recorded) FROM results WHERE analysis IS NOT NULL").fetchone()
+        return row[0] if row else None
+
+    def last_unit(self) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT unit FROM results WHERE unit IS NOT NULL ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+        return row[0] if row else None
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

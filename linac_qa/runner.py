@@ -13,7 +13,7 @@ import tempfile
 import time
 import zipfile
 from contextlib import ExitStack
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -21,17 +21,19 @@ from pydantic import BaseModel, ConfigDict
 from linac_qa import versions
 from linac_qa.analyses import REGISTRY
 from linac_qa.analyses.base import AnalysisType, Inputs, Verdict
+from linac_qa.faults import checkpoint
 from linac_qa.hashing import sha256_file
-from linac_qa.headers import PREAMBLE, looks_like_dicom
 from linac_qa.model import Acquisition, AnalysisResult, Status
-from linac_qa.outputs import atomic_target, display_path, keep_previous, output_paths, write_text_atomic
+from linac_qa.outputs import display_path, keep_previous, output_paths, staged_outputs
 from linac_qa.sections import AnalysisSettings
+from linac_qa.zipsafe import ZipLimits, safe_extract_dicoms
 
-# Zips are refused before extraction when they would unpack to more than this, or compress
-# suspiciously well (a zip bomb); DICOM images compress about 2-4 times.
-MAX_ZIP_BYTES = 4 << 30
-MAX_ZIP_RATIO = 200
+__all__ = ["Job", "JobOutcome", "brief_error", "combined_sha256", "run_job", "safe_extract_dicoms"]
+
 _SHORT_HASH = 16
+# The outputs in the order they are renamed into place: the `.json` last, so that a `.json` under its
+# final name means the whole set is there (what a run after a crash relies on to adopt them).
+COMMIT_ORDER = (".png", ".txt", ".pdf", ".json")
 
 
 class Job(BaseModel):
@@ -46,6 +48,10 @@ class Job(BaseModel):
     config_hash: str
     run_stamp: str
     keep_history: bool = False
+    zip_max_bytes: int = ZipLimits.max_bytes
+    zip_max_ratio: float = ZipLimits.max_ratio
+    # Where zips are extracted (a folder the run owns and empties); None: the system's temporary folder.
+    scratch: str | None = None
 
 
 class JobOutcome(BaseModel):
@@ -94,73 +100,73 @@ def _analyse(
     acq = job.acquisition
     directory = Path(job.directory)
     with ExitStack() as stack:
-        inputs = _inputs(directory, acq, stack)
+        inputs = _inputs(job, stack)
         analysed = analysis.load(inputs, acq, settings)
-        analysed.analyze(**analysis.analyze_kwargs(acq, settings))
+        checkpoint("analysis", in_worker=True)
+        analysis.run(analysed, acq, settings)
         verdict = analysis.judge(analysed, acq, settings)
+        if verdict.status is Status.IGNORED:  # e.g. an imaging log: nothing judged, nothing to file
+            return verdict, []
         try:
-            outputs = _write_outputs(analysis, analysed, verdict, job, hashes)
-        except OSError as exc:
+            outputs = _write_outputs(analysis, settings, analysed, verdict, job, hashes)
+        except OSError as exc:  # disk full, read-only share, a file where a folder should be
+            # Nothing was written under a final name; an error is not retried on its own, so say how.
             raise OSError(
-                f"outputs could not be written ({verdict.status.value}: {verdict.reason}): {exc}"
+                f"outputs could not be written ({verdict.status.value}: {verdict.reason}): {exc};"
+                " fix the output location, then re-run with --force"
             ) from exc
     return verdict, [display_path(p, directory) for p in outputs]
 
 
-def _inputs(directory: Path, acq: Acquisition, stack: ExitStack) -> Inputs:
-    paths = [directory / f for f in acq.files]
+def _inputs(job: Job, stack: ExitStack) -> Inputs:
+    paths = [Path(job.directory) / f for f in job.acquisition.files]
     if len(paths) == 1 and zipfile.is_zipfile(paths[0]):
-        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="linac-qa-zip-")))
-        return Inputs(paths=safe_extract_dicoms(paths[0], folder), zip_path=paths[0])
+        # Removed when the analysis ends, whatever happens; a killed worker's folder is in the run's
+        # scratch area, which the next run empties.
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="zip-", dir=job.scratch)))
+        limits = ZipLimits(max_bytes=job.zip_max_bytes, max_ratio=job.zip_max_ratio)
+        return Inputs(paths=safe_extract_dicoms(paths[0], folder, limits), zip_path=paths[0])
     return Inputs(paths=paths)
 
 
-def safe_extract_dicoms(zip_path: Path, folder: Path) -> list[Path]:
-    """The zip's DICOM members, extracted flat into `folder` under safe names. Refuses members
-    that escape (`../`, absolute paths, drive letters), symbolic links and zip bombs."""
-    with zipfile.ZipFile(zip_path) as zf:
-        members = [i for i in zf.infolist() if not i.is_dir()]
-        total = sum(i.file_size for i in members)
-        packed = sum(i.compress_size for i in members) or 1
-        if total > MAX_ZIP_BYTES or total / packed > MAX_ZIP_RATIO:
-            raise ValueError(f"zip refused: {total} bytes uncompressed, ratio {total / packed:.0f}")
-        out = []
-        for n, info in enumerate(members):
-            name = info.filename.replace("\\", "/")
-            if name.startswith("/") or ".." in PurePosixPath(name).parts or ":" in name:
-                raise ValueError(f"zip refused: member {info.filename!r} points outside the archive")
-            if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                raise ValueError(f"zip refused: member {info.filename!r} is a symbolic link")
-            with zf.open(info) as src:
-                if not looks_like_dicom(src.read(PREAMBLE + 4)):
-                    continue
-            target = folder / f"{n:04d}_{PurePosixPath(name).name}"
-            with zf.open(info) as src, target.open("wb") as dst:
-                for chunk in iter(lambda: src.read(1 << 20), b""):
-                    dst.write(chunk)
-            out.append(target)
-    if not out:
-        raise ValueError("zip holds no DICOM images")
-    return out
-
-
 def _write_outputs(
-    analysis: AnalysisType, analysed: Any, verdict: Verdict, job: Job, hashes: dict[str, str]
+    analysis: AnalysisType,
+    settings: AnalysisSettings,
+    analysed: Any,
+    verdict: Verdict,
+    job: Job,
+    hashes: dict[str, str],
 ) -> list[Path]:
     acq = job.acquisition
     directory = Path(job.directory)
     out_dir = Path(job.output_directory) if job.output_directory else None
     paths = output_paths(directory, acq.output_stem, job.suffix, out_dir)
-    if job.keep_history:
-        keep_previous(list(paths.values()), directory, job.run_stamp)
+    finals = [paths[ext] for ext in COMMIT_ORDER]
+    # --force keeps the previous outputs, moved away only once the new ones are complete.
+    history = (lambda: keep_previous(finals, directory, job.run_stamp)) if job.keep_history else None
     provenance = _provenance(job, hashes)
-    with atomic_target(paths[".png"]) as tmp:
-        analysis.save_image(analysed, tmp)
-    _close_figures()
-    write_text_atomic(paths[".txt"], analysed.results())
-    document = {
+    with staged_outputs(finals, before_commit=history) as tmp:
+        analysis.save_image(analysed, tmp[paths[".png"]])
+        _close_figures()
+        tmp[paths[".txt"]].write_text(analysis.results_text(analysed), encoding="utf-8")
+        checkpoint("outputs", in_worker=True)
+        document = _document(job, analysis.model_name(acq, settings), verdict, provenance)
+        document["pylinac"] = analysis.results_json(analysed)
+        tmp[paths[".json"]].write_text(json.dumps(document, indent=1, default=str), encoding="utf-8")
+        analysed.publish_pdf(
+            str(tmp[paths[".pdf"]]), metadata=_pdf_metadata(job, provenance), notes=_pdf_notes(verdict)
+        )
+        _close_figures()
+    return [paths[".pdf"], paths[".png"], paths[".txt"], paths[".json"]]
+
+
+def _document(job: Job, model: str | None, verdict: Verdict, provenance: dict[str, Any]) -> dict[str, Any]:
+    """Our part of the `.json`: the verdict and its provenance (what a later run adopts from)."""
+    acq = job.acquisition
+    return {
         "linac-qa-flows": {
             "analysis": acq.analysis,
+            "model": model,
             "acquisition": acq.name,
             "status": verdict.status.value,
             "reason": verdict.reason,
@@ -170,18 +176,16 @@ def _write_outputs(
             "acquired": acq.acquired.isoformat() if acq.acquired else None,
             "provenance": provenance,
         },
-        "pylinac": json.loads(analysed.results_data(as_json=True)),
     }
-    write_text_atomic(paths[".json"], json.dumps(document, indent=1, default=str))
-    with atomic_target(paths[".pdf"]) as tmp:
-        analysed.publish_pdf(str(tmp), metadata=_pdf_metadata(job, provenance), notes=_pdf_notes(verdict))
-    _close_figures()
-    return [paths[".pdf"], paths[".png"], paths[".txt"], paths[".json"]]
+
+
+def combined_sha256(hashes: dict[str, str]) -> str:
+    """One hash for a group's inputs (file name and content), as recorded in the provenance."""
+    return hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in sorted(hashes.items())).encode()).hexdigest()
 
 
 def _provenance(job: Job, hashes: dict[str, str]) -> dict[str, Any]:
-    combined = hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in sorted(hashes.items())).encode()).hexdigest()
-    files: dict[str, Any] = {"count": len(hashes), "combined_sha256": combined}
+    files: dict[str, Any] = {"count": len(hashes), "combined_sha256": combined_sha256(hashes)}
     if len(hashes) <= 50:
         files["sha256"] = hashes
     return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -16,13 +17,21 @@ from typing import Protocol, runtime_checkable
 from filelock import FileLock, Timeout
 
 from linac_qa import versions
+from linac_qa.adopt import adopt
 from linac_qa.config import Settings
+from linac_qa.faults import checkpoint
 from linac_qa.hashing import sha256_file
 from linac_qa.ledger import STATE_DIR, FileStamp, Ledger
 from linac_qa.model import Acquisition, AnalysisResult
-from linac_qa.outputs import run_stamp
+from linac_qa.outputs import distinct_stems, remove_stale_temporaries, run_stamp
 from linac_qa.runner import Job, JobOutcome
 from linac_qa.summary import RunSummary, skipped_counts
+from linac_qa.zipsafe import ZipLimits
+
+# What the run writes in its state folder; a symbolic link planted under one of these names would
+# make the run write (or truncate) its target, anywhere.
+STATE_FILES = ("run.lock", "ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm", "ledger.sqlite-journal")
+SCRATCH = "tmp"  # DIR/.linac-qa/tmp: zips are extracted here; emptied at the start and end of each run
 
 
 class UsageError(Exception):
@@ -40,8 +49,23 @@ def resolve_directory(given: str | os.PathLike[str] | None, settings: Settings) 
         raise UsageError("no directory: give DIR on the command line or general.directory in the config")
     path = Path(chosen).expanduser()
     if not path.is_dir():
-        raise UsageError(f"directory not found: {path}")
-    return path.resolve()
+        # At 02:00 the usual reason is a network share that is not mounted (yet): say so.
+        raise UsageError(f"directory not found: {path} (network share not mounted?)")
+    path = path.resolve()
+    check_state_folder(path)
+    return path
+
+
+def check_state_folder(directory: Path) -> None:
+    """The run writes only inside DIR/.linac-qa (and next to the data): never through a link."""
+    state = directory / STATE_DIR
+    if state.is_symlink() or (state.exists() and not state.is_dir()):
+        raise UsageError(
+            f"{state} is a symbolic link or a file: the run keeps its state in a real folder only"
+        )
+    for name in (*STATE_FILES, SCRATCH):
+        if (state / name).is_symlink():
+            raise UsageError(f"{state / name} is a symbolic link: refusing to write through it")
 
 
 @contextmanager
@@ -49,12 +73,16 @@ def directory_lock(directory: Path) -> Iterator[None]:
     """One run per directory. The OS releases the lock when its process dies, so a crashed run
     never blocks the next one."""
     state = directory / STATE_DIR
-    state.mkdir(exist_ok=True)
     lock = FileLock(state / "run.lock", timeout=0)
     try:
+        state.mkdir(exist_ok=True)
         lock.acquire()
     except Timeout:
         raise DirectoryBusy(f"another run is processing {directory} (lock {state / 'run.lock'})") from None
+    except OSError as exc:  # a read-only share, a full disk: the run cannot keep its records
+        raise OSError(
+            exc.errno, f"cannot write the run's state folder {state}: {exc.strerror} (read-only share?)"
+        ) from exc
     try:
         yield
     finally:
@@ -84,9 +112,24 @@ class Run:
 
     def __post_init__(self) -> None:
         self.ledger.start_run(self.run_id, self.started)
+        # Under the directory's lock: whatever is here was left by a killed run or worker.
+        self.remove_scratch()
+        self.scratch.mkdir(parents=True)
+        out_dir = self.settings.general.output_directory
+        if out_dir is not None and out_dir.is_dir():
+            # No live job writes a temporary for longer than its time limit.
+            remove_stale_temporaries(out_dir, self.settings.general.analysis_timeout_seconds)
+
+    @property
+    def scratch(self) -> Path:
+        return self.directory / STATE_DIR / SCRATCH
+
+    def remove_scratch(self) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def job(self, acq: Acquisition) -> Job:
         g = self.settings.general
+        limits = ZipLimits.from_megabytes(g.zip_max_megabytes, g.zip_max_ratio)
         return Job(
             directory=str(self.directory),
             acquisition=acq,
@@ -96,8 +139,31 @@ class Run:
             unit=g.unit,
             config_hash=self.settings.hash,
             run_stamp=run_stamp(self.started),
-            keep_history=self.force,
+            # Outputs already there (a changed original re-analysed, --force) go to the history
+            # folder, never silently overwritten: they are QA records.
+            keep_history=True,
+            zip_max_bytes=limits.max_bytes,
+            zip_max_ratio=limits.max_ratio,
+            scratch=str(self.scratch),
         )
+
+    def to_analyse(self, acquisitions: list[Acquisition]) -> list[Acquisition]:
+        """What still needs a worker: output names made distinct, then (unless --force) the results
+        that a killed run left complete on disk but never recorded are recorded from their outputs."""
+        g = self.settings.general
+        acquisitions = distinct_stems(acquisitions, self.directory, g.suffix, g.output_directory)
+        if self.force:
+            return acquisitions
+        remaining = []
+        for acq in acquisitions:
+            job = self.job(acq)
+            outcome = adopt(job)
+            if outcome is None:
+                remaining.append(acq)
+            else:
+                outcome.result.warnings.append("recorded from the outputs of an interrupted run")
+                self.record_outcome(job, outcome)
+        return remaining
 
     def record(self, result: AnalysisResult, hashes: dict[str, str] | None = None) -> None:
         """Into the ledger at once, so a crash later in the run does not redo this one."""
@@ -119,6 +185,7 @@ class Run:
             self.listener.finished(result)
 
     def record_outcome(self, job: Job, outcome: JobOutcome) -> None:
+        checkpoint("before-ledger")  # the outputs exist; a kill here leaves them for adoption
         self.record(outcome.result, outcome.hashes)
 
     def summary(self, skipped: Counter[str]) -> RunSummary:
@@ -131,6 +198,7 @@ class Run:
             skipped=skipped_counts(skipped),
         )
         self.ledger.finish_run(self.run_id, summary.finished, summary.model_dump(mode="json"))
+        self.remove_scratch()  # every worker has finished
         return summary
 
     def unit(self) -> str | None:
@@ -146,6 +214,8 @@ def _result_order(r: AnalysisResult) -> tuple[str, str]:
 
 
 def _hash_or_none(path: Path) -> str | None:
+    if path.is_symlink() or not path.is_file():  # links are never followed; a named pipe would block
+        return None
     try:
         return sha256_file(path)
     except OSError:

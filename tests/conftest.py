@@ -3,6 +3,7 @@ runs the command line in a subprocess exactly as a user or cron would."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -38,6 +39,9 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_API_URL": "",
+        # A deployment run waiting for its concurrency slot is looked at again after this many
+        # seconds (default 30): the back-to-back deployment test would mostly wait.
+        "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2",
     }
     log = (home / "server.log").open("wb")
     proc = subprocess.Popen(
@@ -105,3 +109,38 @@ def quick_config(tmp_path: Path) -> Path:
     cfg = tmp_path / "config.yml"
     cfg.write_text("general:\n  settle-seconds: 0\n", encoding="utf-8")
     return cfg
+
+
+# --------------------------------------------------------------------------- inputs never change
+# Acceptance of issue 8: every input file of the end-to-end runs is byte-identical at the end of the
+# session. End-to-end tests register their input folders right after building them;
+# tests/test_zz_inputs_untouched.py (collected last) compares.
+OWN_OUTPUT_MARK = "_analysis."
+REGISTERED_INPUTS: dict[Path, dict[str, str]] = {}
+
+
+def input_checksums(root: Path) -> dict[str, str]:
+    """SHA-256 of every input under `root`: not our outputs, not `.linac-qa/`, not temporaries. Links
+    are described, never followed; named pipes are not opened."""
+    from linac_qa.ledger import STATE_DIR
+    from linac_qa.outputs import is_temporary
+
+    found: dict[str, str] = {}
+    for folder, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = [d for d in dirnames if d != STATE_DIR]
+        for name in [*filenames, *(d for d in dirnames if (Path(folder) / d).is_symlink())]:
+            path = Path(folder) / name
+            if OWN_OUTPUT_MARK in name or is_temporary(name):
+                continue
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                found[rel] = f"link -> {os.readlink(path)}"
+            elif not path.is_file():
+                found[rel] = "special file"
+            else:
+                found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def register_inputs(root: Path) -> None:
+    REGISTERED_INPUTS[Path(root)] = input_checksums(Path(root))

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from linac_qa import synthetic
-from tests.conftest import run_cli
+from tests.conftest import register_inputs, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +41,7 @@ EXPECTED: dict[str, tuple[str | None, str]] = {
     "RI.QA.WL_random_bytes.dcm": ("winston-lutz", "error"),
     "team photo.png": (None, "ignored"),
     "RP.QA.plan_export.dcm": (None, "ignored"),
-    "CT_small.dcm": (None, "ignored"),
+    "CT_small.dcm": ("cbct", "error"),  # a lone CT slice: a CT series is a phantom scan, too short
 }
 
 
@@ -106,6 +106,7 @@ def qa_run(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> dict[s
     root = tmp_path_factory.mktemp("qa") / "TrueBeam1 QA"
     root.mkdir()
     build_folder(root)
+    register_inputs(root)
     config = root.parent / "truebeam1.yml"
     config.write_text("general:\n  unit: TrueBeam1\n  settle-seconds: 0\n", encoding="utf-8")
     before = checksums(root)

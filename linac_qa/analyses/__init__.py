@@ -5,10 +5,14 @@ which breaks ties between equally long keywords."""
 from __future__ import annotations
 
 from linac_qa.analyses.base import AnalysisType
+from linac_qa.analyses.cbct import CBCTAnalysis
 from linac_qa.analyses.field_analysis import FieldAnalysisType
 from linac_qa.analyses.light_rad import LightRadAnalysis
+from linac_qa.analyses.machine_logs import MachineLogAnalysis
 from linac_qa.analyses.picket_fence import PicketFenceAnalysis
+from linac_qa.analyses.planar_imaging import PlanarImagingAnalysis
 from linac_qa.analyses.starshot import StarshotAnalysis
+from linac_qa.analyses.vmat import VMATAnalysis
 from linac_qa.analyses.winston_lutz import WinstonLutzAnalysis
 
 REGISTRY: dict[str, AnalysisType] = {
@@ -19,5 +23,9 @@ REGISTRY: dict[str, AnalysisType] = {
         StarshotAnalysis(),
         FieldAnalysisType(),
         LightRadAnalysis(),
+        CBCTAnalysis(),
+        VMATAnalysis(),
+        PlanarImagingAnalysis(),
+        MachineLogAnalysis(),
     )
 }

@@ -8,15 +8,17 @@ the analysed image. `linac_qa.runner` does the rest (outputs, provenance, errors
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import inspect
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from linac_qa.model import Acquisition, ClassifiedFile, Metric, Status
+from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Metric, Status
 from linac_qa.sections import AnalysisSettings
 
 
@@ -30,6 +32,26 @@ class Verdict:
     status: Status
     reason: str
     metrics: dict[str, Metric] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GroupContext:
+    directory: Path
+    unit: str | None
+    wait_seconds: float  # how long an incomplete group is held back before it is an error
+    now: float  # time.time() of this run
+
+    def still_waiting(self, rel_paths: list[str]) -> bool:
+        """True while the newest file of an incomplete group is younger than the wait."""
+        newest = max((self.directory / p).stat().st_mtime for p in rel_paths)
+        return self.now - newest < self.wait_seconds
+
+
+@dataclass
+class Grouped:
+    acquisitions: list[Acquisition] = field(default_factory=list)
+    decided: list[AnalysisResult] = field(default_factory=list)
+    waiting: int = 0  # files held back until their partners arrive
 
 
 @dataclass
@@ -52,16 +74,30 @@ class AnalysisType(ABC):
     grouping: ClassVar[Grouping] = Grouping.SINGLE
     modalities: ClassVar[frozenset[str | None]] = frozenset({"RTIMAGE"})  # DICOM Modality accepted
     accepts_images: ClassVar[bool] = True  # plain image files (TIFF film scans and the like)
+    # DICOM modalities that belong here even without a keyword (a CT series is a phantom scan).
+    claims_modalities: ClassVar[frozenset[str]] = frozenset()
     # Which pylinac classes a config's `analysis:` keys are checked against.
     pylinac_classes: ClassVar[tuple[Any, ...]]
 
+    def pylinac_class(self, acq: Acquisition, settings: AnalysisSettings) -> Any:
+        """The pylinac class this acquisition is analysed with (a phantom model, a VMAT test...)."""
+        return self.pylinac_classes[0]
+
     def model_name(self, acq: Acquisition, settings: AnalysisSettings) -> str:
         """The pylinac class used, for the summary's `model`."""
-        return self.pylinac_classes[0].__name__
+        return str(self.pylinac_class(acq, settings).__name__)
 
     def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
         """Per-acquisition variants read from keywords or tokens (FFF, film, nominal size)."""
         return {}
+
+    def session_window(self, settings: AnalysisSettings) -> dt.timedelta:
+        """How far apart loose images of one session may be taken."""
+        return dt.timedelta(minutes=30)
+
+    def claims(self, path: Path, head: bytes) -> str | None:
+        """Recognise a file that is not DICOM by its content (machine logs); the reason, or None."""
+        return None
 
     def check_group(self, acq: Acquisition, settings: AnalysisSettings) -> str | None:
         """A reason why this group cannot be analysed as it is, or None."""
@@ -73,8 +109,27 @@ class AnalysisType(ABC):
     @abstractmethod
     def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any: ...
 
+    def classes_for(self, settings: AnalysisSettings) -> tuple[Any, ...]:
+        """The pylinac classes this config can route to, whose analyze() takes `analysis:`."""
+        return self.pylinac_classes
+
     def analyze_kwargs(self, acq: Acquisition, settings: AnalysisSettings) -> dict[str, Any]:
-        return to_pylinac_kwargs(self.pylinac_classes[0].analyze, settings.analysis)
+        return to_pylinac_kwargs(self.pylinac_class(acq, settings).analyze, settings.analysis)
+
+    def run(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> None:
+        analysed.analyze(**self.analyze_kwargs(acq, settings))
+
+    def results_text(self, analysed: Any) -> str:
+        return str(analysed.results())
+
+    def results_json(self, analysed: Any) -> Any:
+        return json.loads(analysed.results_data(as_json=True))
+
+    def group(
+        self, files: list[ClassifiedFile], settings: AnalysisSettings, ctx: GroupContext
+    ) -> Grouped | None:
+        """This type's own grouping of its files, or None for the one named by `grouping`."""
+        return None
 
     @abstractmethod
     def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict: ...
@@ -89,7 +144,9 @@ def to_pylinac_kwargs(func: Any, given: dict[str, Any]) -> dict[str, Any]:
     params = inspect.signature(func).parameters
     out: dict[str, Any] = {}
     for key, value in given.items():
-        default = params[key].default if key in params else inspect.Parameter.empty
+        if key not in params:
+            continue  # meant for another of the section's classes (checked against all at load time)
+        default = params[key].default
         if isinstance(default, enum.Enum) and isinstance(value, str):
             value = enum_member(type(default), value)
         elif isinstance(default, tuple) and isinstance(value, list):
@@ -109,13 +166,11 @@ def enum_member(enum_type: type[enum.Enum], name: str) -> enum.Enum:
 
 
 def analyze_parameters(classes: tuple[Any, ...]) -> dict[str, inspect.Parameter]:
-    """The named keywords that every class's analyze() takes (what `analysis:` may hold)."""
-    common: dict[str, inspect.Parameter] | None = None
+    """The named keywords that some class's analyze() takes (what `analysis:` may hold). Where a
+    section routes to several classes (CatPhan and ACR models), each gets only the keys it takes."""
+    known: dict[str, inspect.Parameter] = {}
     for cls in classes:
-        params = {
-            name: p
-            for name, p in inspect.signature(cls.analyze).parameters.items()
-            if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        }
-        common = params if common is None else {k: v for k, v in common.items() if k in params}
-    return common or {}
+        for name, p in inspect.signature(cls.analyze).parameters.items():
+            if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                known.setdefault(name, p)
+    return known

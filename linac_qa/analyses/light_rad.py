@@ -35,9 +35,9 @@ class LightRadAnalysis(AnalysisType):
     settings_model = LightRadSettings
     pylinac_classes = (StandardImagingFC2, DoselabRLf, IsoAlign, SNCFSQA)
 
-    def model_name(self, acq: Acquisition, settings: AnalysisSettings) -> str:
+    def pylinac_class(self, acq: Acquisition, settings: AnalysisSettings) -> Any:
         assert isinstance(settings, LightRadSettings)
-        return settings.phantom
+        return PHANTOMS[settings.phantom]
 
     def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
         nominal = nominal_field_mm(
@@ -46,8 +46,7 @@ class LightRadAnalysis(AnalysisType):
         return {"nominal_field_mm": list(nominal)} if nominal else {}
 
     def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
-        assert isinstance(settings, LightRadSettings)
-        return PHANTOMS[settings.phantom](str(inputs.single))
+        return self.pylinac_class(acq, settings)(str(inputs.single))
 
     def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
         assert isinstance(settings, LightRadSettings)

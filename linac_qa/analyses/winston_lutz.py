@@ -3,6 +3,7 @@ judged against the configured limits. A set is a folder, a zip or one session of
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from pydantic import Field
@@ -35,6 +36,10 @@ class WinstonLutzAnalysis(AnalysisType):
     grouping = Grouping.SESSION
     accepts_images = False  # the gantry, collimator and couch angles come from the DICOM header
     pylinac_classes = (WinstonLutz,)
+
+    def session_window(self, settings: AnalysisSettings) -> dt.timedelta:
+        assert isinstance(settings, WinstonLutzSettings)
+        return dt.timedelta(minutes=settings.session_window_minutes)
 
     def check_group(self, acq: Acquisition, settings: AnalysisSettings) -> str | None:
         assert isinstance(settings, WinstonLutzSettings)

@@ -1,0 +1,115 @@
+"""Serve every machine's nightly deployment from one long-running process (DESIGN.md section 2):
+the simple path for a single QA workstation. Needs `PREFECT_API_URL` of a running
+`prefect server start`: a temporary server has no scheduler, so no nightly run would ever start.
+
+    python -m deployments.serve [--machines FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, cast
+
+from prefect import Flow
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.deployments.runner import EntrypointType, RunnerDeployment
+from prefect.schedules import Cron
+
+from deployments.machines import Machine, Machines, check_configs, load_machines
+
+DEFAULT_MACHINES = Path(__file__).resolve().parent / "machines.yml"
+logger = logging.getLogger("deployments.serve")
+
+
+def one_at_a_time() -> ConcurrencyLimitConfig:
+    """At most one run per deployment; a second one (a manual run while the nightly one is busy)
+    waits for the slot instead of failing on the directory lock or processing the same files."""
+    return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
+
+
+def nightly_flow(machine: Machine) -> Flow[..., Any]:
+    """The flow with this machine's retries (a share not mounted yet is worth another try)."""
+    from flows.process import process_directory
+
+    return process_directory.with_options(
+        retries=machine.retries, retry_delay_seconds=machine.retry_delay_seconds
+    )
+
+
+def deployment_options(machine: Machine) -> dict[str, Any]:
+    """What the server stores for this machine's deployment; prefect.yaml is generated to match."""
+    return {
+        "name": machine.deployment_name,
+        "schedules": [Cron(machine.cron, timezone=machine.timezone)],
+        "parameters": machine.parameters(),
+        "concurrency_limit": one_at_a_time(),
+        "description": machine.describe(),
+        "tags": machine.tags,
+        "entrypoint_type": EntrypointType.MODULE_PATH,
+    }
+
+
+def runner_deployments(machines: Machines) -> list[RunnerDeployment]:
+    """The deployments `serve_machines` registers, as objects (for checks; nothing is sent)."""
+    return [
+        cast(RunnerDeployment, nightly_flow(m).to_deployment(**deployment_options(m)))  # sync: not awaited
+        for m in machines.machines
+    ]
+
+
+def serve_machines(machines: Machines) -> None:
+    """Register and serve every machine's deployment until SIGTERM or Ctrl-C.
+
+    Prefect's `serve(*deployments)` runs each flow run through `python -m prefect.engine`, which
+    imports the flow from its entrypoint and so loses the retries set with `with_options`; a
+    Runner given the flow objects themselves (what `Flow.serve` does) runs exactly these, each
+    machine with its own retries. `pause_on_shutdown=False`: stopping or restarting the service must
+    not pause the nightly schedules.
+    """
+    from prefect.exceptions import TerminationSignal
+    from prefect.runner import Runner
+
+    runner = Runner(name="linac-qa-flows", pause_on_shutdown=False)
+    for machine in machines.machines:
+        runner.add_flow(nightly_flow(machine), **deployment_options(machine))
+        print(f"serving process-directory/{machine.deployment_name}: {machine.summary()}", file=sys.stderr)
+    try:
+        asyncio.run(runner.start())
+    except (KeyboardInterrupt, TerminationSignal) as exc:
+        logger.info("%s: shutting down", type(exc).__name__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__.split("\n\n")[0])
+    p.add_argument("--machines", metavar="FILE", default=str(DEFAULT_MACHINES), help="default: %(default)s")
+    args = p.parse_args(argv)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.settings import get_current_settings
+
+    from linac_qa.config import ConfigError
+
+    try:
+        machines = load_machines(args.machines)
+        check_configs(machines)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not get_current_settings().api.url:
+        print(
+            "error: PREFECT_API_URL is not set: start a server (prefect server start) and point "
+            "PREFECT_API_URL at it (e.g. http://127.0.0.1:4200/api); a temporary server runs no schedules",
+            file=sys.stderr,
+        )
+        return 2
+    serve_machines(machines)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""CT and CBCT phantoms: CatPhan 503/504/600/604/700, Quart DVT, ACR CT and ACR MRI (large).
+
+Slices are grouped by SeriesInstanceUID (a folder may hold several series), or come as a zip. The
+phantom model comes from a model keyword in the name or labels, else `model`. CatPhans are judged
+on the criteria below; the other models on pylinac's own pass flags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+from typing import Any, Literal
+
+from pydantic import Field
+from pylinac import ACRCT, ACRMRILarge, CatPhan503, CatPhan504, CatPhan600, CatPhan604, CatPhan700, QuartDVT
+
+from linac_qa.analyses.base import AnalysisType, Grouping, Inputs, Verdict
+from linac_qa.criteria import Flag, Limit, judge
+from linac_qa.keywords import best_match
+from linac_qa.model import Acquisition, ClassifiedFile, Metric, Status
+from linac_qa.sections import AnalysisSettings, Section
+
+MODELS: dict[str, Any] = {
+    cls.__name__: cls
+    for cls in (CatPhan503, CatPhan504, CatPhan600, CatPhan604, CatPhan700, QuartDVT, ACRCT, ACRMRILarge)
+}
+ModelName = Literal[
+    "CatPhan503", "CatPhan504", "CatPhan600", "CatPhan604", "CatPhan700", "QuartDVT", "ACRCT", "ACRMRILarge"
+]
+
+
+DEFAULT_MODEL_KEYWORDS: dict[str, ModelName] = {
+    "catphan503": "CatPhan503",
+    "catphan504": "CatPhan504",
+    "catphan600": "CatPhan600",
+    "catphan604": "CatPhan604",
+    "catphan700": "CatPhan700",
+    "quart": "QuartDVT",
+    "acr": "ACRCT",
+    "acr mri": "ACRMRILarge",
+}
+
+
+class CTCriteria(Section):
+    hu_linearity: bool = True
+    uniformity: bool = True
+    geometry: bool = True
+    slice_thickness: bool = True
+    low_contrast_min_rois: int | None = Field(default=None, ge=0)  # off unless set
+    mtf50_min_lp_mm: float | None = Field(default=None, gt=0)  # off unless set
+
+
+class CBCTSettings(AnalysisSettings):
+    keywords: list[str] = Field(default_factory=lambda: ["cbct", "catphan", "ct phantom", "quart", "acr"])
+    model: ModelName = "CatPhan504"
+    model_keywords: dict[str, ModelName] = Field(default_factory=lambda: dict(DEFAULT_MODEL_KEYWORDS))
+
+    criteria: CTCriteria = Field(default_factory=CTCriteria)
+    min_slices: int = Field(default=10, ge=1)
+
+
+class CBCTAnalysis(AnalysisType):
+    section = "cbct"
+    settings_model = CBCTSettings
+    grouping = Grouping.SESSION
+    modalities = frozenset({"CT", "MR"})
+    claims_modalities = frozenset({"CT"})
+    accepts_images = False
+    pylinac_classes = tuple(MODELS.values())
+
+    def pylinac_class(self, acq: Acquisition, settings: AnalysisSettings) -> Any:
+        assert isinstance(settings, CBCTSettings)
+        return MODELS[acq.variant.get("model", settings.model)]
+
+    def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
+        assert isinstance(settings, CBCTSettings)
+        texts = [PurePosixPath(file.path).name, *(file.header.texts if file.header else ())]
+        match = best_match(texts, [(model, keyword) for keyword, model in settings.model_keywords.items()])
+        return {"model": match[0]} if match else {}
+
+    def check_group(self, acq: Acquisition, settings: AnalysisSettings) -> str | None:
+        assert isinstance(settings, CBCTSettings)
+        slices = acq.variant.get("images", len(acq.files))
+        if slices < settings.min_slices:
+            return f"series of {slices} slice(s); a phantom scan needs at least {settings.min_slices}"
+        return None
+
+    def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
+        return self.pylinac_class(acq, settings)([str(p) for p in inputs.paths])
+
+    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
+        assert isinstance(settings, CBCTSettings)
+        if self.model_name(acq, settings).startswith("CatPhan"):
+            return _judge_catphan(analysed.results_data(), settings.criteria)
+        return _judge_by_pylinac_flags(analysed.results_data(as_dict=True))
+
+
+def _judge_catphan(r: Any, c: CTCriteria) -> Verdict:
+    ctp404, ctp486 = r.ctp404, r.ctp486
+    worst = max(ctp404.hu_rois.values(), key=lambda roi: abs(roi.difference))
+    checks: list[Limit | Flag] = []
+    if c.hu_linearity:
+        hu_detail = f"worst {worst.name} {worst.value:.0f} HU vs {worst.nominal_value:.0f}"
+        hu_detail += f", tolerance {ctp404.hu_tolerance:g}"
+        checks.append(Flag("HU linearity", ctp404.hu_linearity_passed, hu_detail))
+    if c.uniformity:
+        checks.append(Flag("uniformity", ctp486.passed, f"uniformity index {ctp486.uniformity_index:.2f}"))
+    if c.geometry:
+        checks.append(
+            Flag(
+                "geometry", ctp404.geometry_passed, f"mean node distance {ctp404.avg_line_distance_mm:.2f} mm"
+            )
+        )
+    if c.slice_thickness:
+        thickness = f"measured {ctp404.measured_slice_thickness_mm:.2f} mm"
+        checks.append(Flag("slice thickness", ctp404.thickness_passed, thickness))
+    mtf50 = r.ctp528.mtf_lp_mm.get(50) if r.ctp528 else None
+    if c.low_contrast_min_rois is not None and r.ctp515 is not None:
+        checks.append(
+            Limit(
+                "low-contrast ROIs seen", r.ctp515.num_rois_seen, c.low_contrast_min_rois, "", "min", digits=0
+            )
+        )
+    if c.mtf50_min_lp_mm is not None and mtf50 is not None:
+        checks.append(Limit("MTF 50 %", mtf50, c.mtf50_min_lp_mm, "lp/mm", "min"))
+    status, reason = judge(checks)
+    metrics: dict[str, Metric] = {
+        "hu_worst_roi": worst.name,
+        "hu_worst_difference": round(float(worst.difference), 1),
+        "uniformity_index": round(float(ctp486.uniformity_index), 3),
+        "avg_node_distance_mm": round(float(ctp404.avg_line_distance_mm), 3),
+        "slice_thickness_mm": round(float(ctp404.measured_slice_thickness_mm), 3),
+        "low_contrast_rois_seen": r.ctp515.num_rois_seen if r.ctp515 else None,
+        "mtf50_lp_mm": round(float(mtf50), 3) if mtf50 is not None else None,
+        "roll_deg": round(float(r.catphan_roll_deg), 2),
+        "slices": r.num_images,
+    }
+    return Verdict(status, reason, metrics)
+
+
+def _judge_by_pylinac_flags(data: dict[str, Any]) -> Verdict:
+    flags = dict(_passed_flags(data, ""))
+    if not flags:
+        return Verdict(Status.PASSED, "analysed; pylinac reports no pass/fail for this phantom", {})
+    checks = [Flag(path, ok) for path, ok in flags.items()]
+    status, reason = judge(checks)
+    return Verdict(
+        status, reason, {"pylinac_checks": len(flags), "failed_checks": sum(not ok for ok in flags.values())}
+    )
+
+
+def _passed_flags(node: Any, path: str) -> Iterator[tuple[str, bool]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(value, bool) and str(key).endswith("passed"):
+                yield where.removesuffix(".passed").removesuffix("_passed"), value
+            else:
+                yield from _passed_flags(value, where)

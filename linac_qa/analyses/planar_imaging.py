@@ -1,0 +1,149 @@
+"""Planar imaging phantoms (kV and MV image quality), the phantom chosen by keyword.
+
+pylinac has no pass/fail for these, which is why pylinac's old watcher could not judge them: the
+criteria here are each optional, and a phantom analysed with none configured says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Any
+
+from pydantic import Field, field_validator
+from pylinac import (
+    PTWEPIDQC,
+    SNCMV,
+    DoselabMC2kV,
+    DoselabMC2MV,
+    ElektaLasVegas,
+    IBAPrimusA,
+    LasVegas,
+    LeedsTOR,
+    LeedsTORBlue,
+    SNCkV,
+    StandardImagingQC3,
+    StandardImagingQCkV,
+)
+
+from linac_qa.analyses.base import AnalysisType, Inputs, Verdict
+from linac_qa.criteria import Limit, judge
+from linac_qa.keywords import best_match
+from linac_qa.model import Acquisition, ClassifiedFile, Metric
+from linac_qa.sections import AnalysisSettings, Section
+
+PHANTOMS: dict[str, Any] = {
+    cls.__name__: cls
+    for cls in (
+        LeedsTOR,
+        LeedsTORBlue,
+        LasVegas,
+        ElektaLasVegas,
+        StandardImagingQC3,
+        StandardImagingQCkV,
+        DoselabMC2kV,
+        DoselabMC2MV,
+        SNCkV,
+        SNCMV,
+        PTWEPIDQC,
+        IBAPrimusA,
+    )
+}
+# The longest matching keyword picks the phantom: "leeds blue" beats "leeds",
+# "elekta las vegas" beats "las vegas".
+DEFAULT_PHANTOM_KEYWORDS = {
+    "leeds": "LeedsTOR",
+    "tor": "LeedsTOR",
+    "leeds blue": "LeedsTORBlue",
+    "tor blue": "LeedsTORBlue",
+    "las vegas": "LasVegas",
+    "elekta las vegas": "ElektaLasVegas",
+    "qc3": "StandardImagingQC3",
+    "pipspro": "StandardImagingQC3",
+    "qckv": "StandardImagingQCkV",
+    "doselab": "DoselabMC2MV",
+    "mc2 mv": "DoselabMC2MV",
+    "mc2 kv": "DoselabMC2kV",
+    "doselab kv": "DoselabMC2kV",
+    "snc kv": "SNCkV",
+    "snc mv": "SNCMV",
+    "epid qc": "PTWEPIDQC",
+    "ptw": "PTWEPIDQC",
+    "primus": "IBAPrimusA",
+}
+
+
+class PlanarCriteria(Section):
+    min_low_contrast_rois_seen: int | None = Field(default=None, ge=0)
+    min_mtf50_lp_mm: float | None = Field(default=None, gt=0)
+    min_median_contrast: float | None = Field(default=None, ge=0)
+    min_median_cnr: float | None = Field(default=None, ge=0)
+
+
+class PlanarImagingSettings(AnalysisSettings):
+    keywords: list[str] = Field(
+        default_factory=lambda: ["leeds", "tor", "las vegas", "qc3", "qckv", "doselab", "pipspro", "primus"]
+    )
+    phantom_keywords: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PHANTOM_KEYWORDS))
+    default_phantom: str = "LeedsTOR"
+    criteria: PlanarCriteria = Field(default_factory=PlanarCriteria)
+
+    @field_validator("default_phantom")
+    @classmethod
+    def _known_phantom(cls, value: str) -> str:
+        return _phantom(value)
+
+    @field_validator("phantom_keywords")
+    @classmethod
+    def _known_phantoms(cls, value: dict[str, str]) -> dict[str, str]:
+        return {keyword: _phantom(name) for keyword, name in value.items()}
+
+
+def _phantom(name: str) -> str:
+    if name not in PHANTOMS:
+        raise ValueError(f"{name!r} is not one of {', '.join(PHANTOMS)}")
+    return name
+
+
+class PlanarImagingAnalysis(AnalysisType):
+    section = "planar-imaging"
+    settings_model = PlanarImagingSettings
+    pylinac_classes = tuple(PHANTOMS.values())
+
+    def pylinac_class(self, acq: Acquisition, settings: AnalysisSettings) -> Any:
+        assert isinstance(settings, PlanarImagingSettings)
+        return PHANTOMS[acq.variant.get("phantom", settings.default_phantom)]
+
+    def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
+        assert isinstance(settings, PlanarImagingSettings)
+        texts = [PurePosixPath(file.path).name, *(file.header.texts if file.header else ())]
+        match = best_match(texts, [(phantom, kw) for kw, phantom in settings.phantom_keywords.items()])
+        return {"phantom": match[0]} if match else {}
+
+    def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
+        return self.pylinac_class(acq, settings)(str(inputs.single))
+
+    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
+        assert isinstance(settings, PlanarImagingSettings)
+        r = analysed.results_data()
+        c = settings.criteria
+        mtf50 = (r.mtf_lp_mm or {}).get(50) if isinstance(r.mtf_lp_mm, dict) else None
+        measured: list[tuple[str, float | None, float | None, str, int]] = [
+            ("low-contrast ROIs seen", r.num_contrast_rois_seen, c.min_low_contrast_rois_seen, "", 0),
+            ("MTF 50 %", mtf50, c.min_mtf50_lp_mm, "lp/mm", 2),
+            ("median contrast", r.median_contrast, c.min_median_contrast, "", 3),
+            ("median CNR", r.median_cnr, c.min_median_cnr, "", 1),
+        ]
+        limits = [
+            Limit(label, float(value), limit, unit, "min", digits=digits)
+            for label, value, limit, unit, digits in measured
+            if limit is not None and value is not None
+        ]
+        notes = [] if limits else ["no criteria configured (planar-imaging.criteria)"]
+        status, reason = judge(limits, notes)
+        metrics: dict[str, Metric] = {
+            "low_contrast_rois_seen": r.num_contrast_rois_seen,
+            "mtf50_lp_mm": round(float(mtf50), 3) if mtf50 is not None else None,
+            "median_contrast": round(float(r.median_contrast), 4) if r.median_contrast is not None else None,
+            "median_cnr": round(float(r.median_cnr), 2) if r.median_cnr is not None else None,
+        }
+        return Verdict(status, reason, metrics)

@@ -1,0 +1,34 @@
+"""Fault injection for the crash-safety tests: a named checkpoint that kills the run on request.
+
+`checkpoint(name)` does nothing unless the environment variable `LINAC_QA_CRASH_AT` equals `name`;
+then it SIGKILLs the run where it stands, as a power cut or the OOM killer would: no `finally`, no
+`atexit`, no flushing. Inside a worker process it kills the parent run first, so the test models
+"the run was killed", not "a worker died" (which the pool already turns into an `error`).
+
+The checkpoints, in the order a run passes them:
+- `analysis` (worker): during the pylinac analysis;
+- `outputs` (worker): while the outputs are written, some complete and some not;
+- `before-ledger` (main process): a result has arrived and its outputs exist, the ledger has no row;
+- `email` (main process): the message is in the ledger, about to be handed to the SMTP server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+CRASH_AT = "LINAC_QA_CRASH_AT"
+CHECKPOINTS = ("analysis", "outputs", "before-ledger", "email")
+
+
+def checkpoint(name: str, *, in_worker: bool = False) -> None:
+    if os.environ.get(CRASH_AT) != name:
+        return
+    if in_worker:
+        os.kill(os.getppid(), _KILL)
+    os.kill(os.getpid(), _KILL)
+
+
+# Windows has no SIGKILL; TerminateProcess (what os.kill does there with any signal) is the same
+# "no cleanup" death.
+_KILL = getattr(signal, "SIGKILL", signal.SIGTERM)

@@ -1,0 +1,314 @@
+"""A run's results as e-mail: a plain-text and an HTML part (multipart/alternative) and the failing
+reports attached under their real names.
+
+Built with the standard library's `EmailMessage` rather than prefect-email's `email_send_message`,
+which builds multipart/mixed (clients show both bodies), drops non-ASCII attachment names and
+sends `From: None` without a username (DESIGN.md section 8).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime, getaddresses, make_msgid
+from pathlib import Path
+
+from linac_qa.model import AnalysisResult, Status
+from linac_qa.notify.settings import EmailSettings
+from linac_qa.reporting import acquisition_label, problems_first
+from linac_qa.summary import RunSummary
+
+MB = 1_000_000
+# Log file names carry patient identifiers: their acquisitions are named by type and date instead.
+LOG_ANALYSES = frozenset({"machine-logs"})
+VERDICTS = {
+    Status.FAILED: "FAILED",
+    Status.ERROR: "ERROR",
+    Status.PASSED: "passed",
+    Status.IGNORED: "ignored",
+}
+COLOURS = {
+    Status.FAILED: "#b00020",
+    Status.ERROR: "#b35c00",
+    Status.PASSED: "#1b7f3b",
+    Status.IGNORED: "#666",
+}
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message, ready to be kept in the ledger and sent."""
+
+    kind: str  # digest | analysis | quiet
+    subject: str
+    sender: str
+    recipients: tuple[str, ...]
+    message: EmailMessage
+
+    def as_bytes(self) -> bytes:
+        # SMTP policy: CRLF line ends, as the wire wants them; every part is 7-bit clean (see _body).
+        return self.message.as_bytes(policy=policy.SMTP)
+
+
+@dataclass(frozen=True)
+class Row:
+    analysis: str
+    acquisition: str
+    verdict: Status
+    reason: str
+    report: str  # where the outputs are: the PDF, relative to the directory, or its absolute path
+    attached: bool = False
+
+
+@dataclass
+class Attachments:
+    """The failing reports that fit in the size limit, and those that did not (listed by path)."""
+
+    files: dict[Path, bytes] = field(default_factory=dict)  # read now: what is listed is what is sent
+    too_large: list[Path] = field(default_factory=list)
+    missing: list[Path] = field(default_factory=list)
+
+
+def counts(results: Iterable[AnalysisResult]) -> dict[str, int]:
+    c = Counter(r.status for r in results)
+    return {
+        "failed": c[Status.FAILED],
+        "passed": c[Status.PASSED],
+        "errors": c[Status.ERROR],
+        "ignored": c[Status.IGNORED],
+    }
+
+
+def qualifying(results: Iterable[AnalysisResult], send: str) -> list[AnalysisResult]:
+    """The results a message is about: failures and errors, or every analysed result for `all`."""
+    wanted = {
+        "failures": {Status.FAILED, Status.ERROR},
+        "all": {Status.FAILED, Status.ERROR, Status.PASSED},
+    }.get(send, set())
+    return problems_first(r for r in results if r.status in wanted)
+
+
+def run_messages(summary: RunSummary, email: EmailSettings, unit: str) -> list[Outgoing]:
+    """What this run sends: nothing, one digest, or one message per qualifying analysis."""
+    chosen = qualifying(summary.results, email.send)
+    if not chosen or not email.enabled:
+        return []
+    directory = Path(summary.directory)
+    if email.digest:
+        return [_results_message("digest", summary, chosen, summary.results, email, unit, directory)]
+    return [_results_message("analysis", summary, [r], [r], email, unit, directory) for r in chosen]
+
+
+def quiet_message(
+    email: EmailSettings, unit: str, directory: str, last: dt.datetime, now: dt.datetime
+) -> Outgoing:
+    days = (now - last).total_seconds() / 86400
+    subject = f"{unit} QA: no new acquisitions for {days:.0f} days"
+    since = _local(last)
+    lines = [
+        f"No new QA acquisition has arrived in {directory} since {since} ({days:.1f} days;"
+        f" the warning threshold is email.quiet-days: {email.quiet_days:g}).",
+        "A broken export or an unmounted share looks exactly like a quiet night: please check that the"
+        " linac's images and logs still reach this folder.",
+        "This warning is sent once; the next new acquisition resets it.",
+    ]
+    text = "\n\n".join(lines) + "\n"
+    body = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+    msg = _envelope(email, subject)
+    _body(msg, text, _html_page(subject, body))
+    return Outgoing("quiet", subject, _sender(email), tuple(email.recipients), msg)
+
+
+def plan_attachments(results: Sequence[AnalysisResult], directory: Path, max_bytes: int) -> Attachments:
+    """Failing reports in order (the digest's order) while their total fits; the rest by path."""
+    plan = Attachments()
+    total = 0
+    for r in results:
+        if r.status is not Status.FAILED:
+            continue
+        pdf = report_path(r, directory)
+        if pdf is None:
+            continue
+        try:
+            size = pdf.stat().st_size
+            if total + size > max_bytes:
+                plan.too_large.append(pdf)
+                continue
+            plan.files[pdf] = pdf.read_bytes()
+        except OSError:
+            plan.missing.append(pdf)
+            continue
+        total += size
+    return plan
+
+
+def report_path(result: AnalysisResult, directory: Path) -> Path | None:
+    """The PDF among the outputs; outputs are relative to the directory when inside it."""
+    pdf = next((o for o in result.outputs if o.lower().endswith(".pdf")), None)
+    if pdf is None:
+        return None
+    path = Path(pdf)
+    return path if path.is_absolute() else directory / path
+
+
+def acquisition_name(result: AnalysisResult, *, with_date: bool = True) -> str:
+    """What a physicist calls it, with no patient identifiers: a log is named by its type and date."""
+    when = result.acquired.strftime("%Y-%m-%d %H:%M") if result.acquired else None
+    if result.analysis in LOG_ANALYSES:
+        return f"{result.model or 'machine log'} {when or '(date unknown)'}"
+    label = acquisition_label(result)
+    return f"{label} ({when})" if when and with_date else label
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _results_message(
+    kind: str,
+    summary: RunSummary,
+    listed: list[AnalysisResult],
+    counted: list[AnalysisResult],
+    email: EmailSettings,
+    unit: str,
+    directory: Path,
+) -> Outgoing:
+    n = counts(counted)
+    subject = email.subject.format(unit=unit, **n)
+    if kind == "analysis":  # one message per analysis: say which in the subject, the inbox's list view
+        subject += f" ({listed[0].analysis}: {acquisition_name(listed[0], with_date=False)})"
+    attachments = plan_attachments(listed, directory, int(email.attachments_max_mb * MB))
+    attached = set(attachments.files)
+    rows = [_row(r, directory, attached) for r in listed]
+    heading = (
+        f"{unit} QA, run of {_local(summary.started)}: {_count_line(n)}. Results in {summary.directory}."
+    )
+    unlisted = _unlisted_line(n, email.send) if kind == "digest" else ""
+    text = _text(heading, rows, unlisted, attachments, email.attachments_max_mb)
+    page = _html(heading, rows, unlisted, attachments, email.attachments_max_mb)
+    msg = _envelope(email, subject)
+    _body(msg, text, _html_page(subject, page))
+    for pdf, data in attachments.files.items():
+        msg.add_attachment(data, maintype="application", subtype="pdf", filename=pdf.name)
+    return Outgoing(kind, subject, _sender(email), tuple(email.recipients), msg)
+
+
+def _row(result: AnalysisResult, directory: Path, attached: set[Path]) -> Row:
+    pdf = report_path(result, directory)
+    if pdf is None:
+        report = "-"
+    elif pdf.is_relative_to(directory):
+        report = pdf.relative_to(directory).as_posix()
+    else:
+        report = str(pdf)
+    return Row(
+        analysis=result.analysis or "-",
+        acquisition=acquisition_name(result),
+        verdict=result.status,
+        reason=result.reason,
+        report=report,
+        attached=pdf in attached,
+    )
+
+
+def _count_line(n: dict[str, int]) -> str:
+    errors = f"{n['errors']} error{'' if n['errors'] == 1 else 's'}"
+    return f"{n['failed']} failed, {errors}, {n['passed']} passed, {n['ignored']} ignored"
+
+
+def _unlisted_line(n: dict[str, int], send: str) -> str:
+    parts = [f"{n['passed']} passed"] if send == "failures" and n["passed"] else []
+    if n["ignored"]:
+        parts.append(f"{n['ignored']} ignored (not QA data)")
+    return f"Not listed: {' and '.join(parts)}." if parts else ""
+
+
+def _text(heading: str, rows: list[Row], unlisted: str, att: Attachments, max_mb: float) -> str:
+    lines = [heading, ""]
+    for row in rows:
+        lines.append(f"{VERDICTS[row.verdict]:<7} {row.analysis}  {row.acquisition}")
+        lines.append(f"        {row.reason}")
+        lines.append(f"        report: {row.report}{' (attached)' if row.attached else ''}")
+        lines.append("")
+    if unlisted:
+        lines += [unlisted, ""]
+    lines += _leftover_lines(att, max_mb)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _leftover_lines(att: Attachments, max_mb: float) -> list[str]:
+    lines = []
+    if att.too_large:
+        lines.append(f"Not attached (over the {max_mb:g} MB limit of email.attachments-max-mb):")
+        lines += [f"  {p}" for p in att.too_large]
+    if att.missing:
+        lines.append("Reports that could not be read for attaching:")
+        lines += [f"  {p}" for p in att.missing]
+    return lines
+
+
+def _html(heading: str, rows: list[Row], unlisted: str, att: Attachments, max_mb: float) -> str:
+    e = html.escape
+    cells = "".join(
+        "<tr>"
+        f"<td>{e(r.analysis)}</td><td>{e(r.acquisition)}</td>"
+        f'<td style="color:{COLOURS[r.verdict]};font-weight:bold">{VERDICTS[r.verdict]}</td>'
+        f"<td>{e(r.reason)}</td><td>{e(r.report)}{' (attached)' if r.attached else ''}</td>"
+        "</tr>"
+        for r in rows
+    )
+    head = "".join(
+        f"<th align=left>{h}</th>" for h in ("analysis", "acquisition", "verdict", "reason", "report")
+    )
+    parts = [
+        f"<p>{e(heading)}</p>",
+        f'<table border=1 cellpadding=4 cellspacing=0 style="border-collapse:collapse">'
+        f"<tr>{head}</tr>{cells}</table>",
+    ]
+    if unlisted:
+        parts.append(f"<p>{e(unlisted)}</p>")
+    leftover = _leftover_lines(att, max_mb)
+    if leftover:
+        parts.append("<pre>" + e("\n".join(leftover)) + "</pre>")
+    return "".join(parts)
+
+
+def _html_page(title: str, body: str) -> str:
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
+        f'<body style="font-family:sans-serif">{body}</body></html>\n'
+    )
+
+
+def _envelope(email: EmailSettings, subject: str) -> EmailMessage:
+    msg = EmailMessage()
+    sender = _sender(email)
+    msg["Subject"] = subject
+    msg["From"] = sender
+    msg["To"] = ", ".join(email.recipients)
+    msg["Date"] = format_datetime(dt.datetime.now().astimezone())
+    # The sender's domain, not socket.getfqdn(): that can wait for DNS on a clinic network.
+    domain = getaddresses([sender])[0][1].rpartition("@")[2] or "localhost"
+    msg["Message-ID"] = make_msgid(domain=domain)
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies to a robot
+    return msg
+
+
+def _body(msg: EmailMessage, text: str, page: str) -> None:
+    # Quoted-printable keeps every part 7-bit, so any relay takes it (no 8BITMIME needed).
+    msg.set_content(text, cte="quoted-printable")
+    msg.add_alternative(page, subtype="html", cte="quoted-printable")
+
+
+def _sender(email: EmailSettings) -> str:
+    if not email.sender:
+        raise ValueError("email.from is not set")
+    return email.sender
+
+
+def _local(when: dt.datetime) -> str:
+    return when.astimezone().strftime("%Y-%m-%d %H:%M %Z")

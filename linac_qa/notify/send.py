@@ -1,0 +1,207 @@
+"""Delivering the ledger's pending messages through a prefect-email `EmailServerCredentials` block.
+
+The block opens the connection (`get_server()`: SSL, STARTTLS or plain, logged in when it has a
+username); we send the stored bytes with `sendmail`. Every error is turned into a sentence for the
+person who has to fix it, and the block's password is scrubbed from it: it must never reach a log,
+an artifact, the summary or an exception.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+
+from linac_qa.faults import checkpoint
+from linac_qa.ledger import Ledger, Mail
+from linac_qa.notify.settings import EmailSettings
+
+if TYPE_CHECKING:
+    from prefect_email import EmailServerCredentials
+
+SETUP_HINT = "python -m blocks.setup email --name {block} --server HOST --port N --security starttls|ssl|none"
+
+
+class MailError(Exception):
+    """A send that failed, worded for the person who has to fix it, without any secret."""
+
+
+class Log(Protocol):
+    def info(self, msg: str, *args: Any) -> None: ...
+
+    def warning(self, msg: str, *args: Any) -> None: ...
+
+    def error(self, msg: str, *args: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class Server:
+    """Where messages go: how to connect, and how to word what went wrong."""
+
+    connect: Callable[[], smtplib.SMTP]
+    describe: Callable[[BaseException], str]
+
+
+def send_pending(ledger: Ledger, email: EmailSettings, run_id: str, log: Log) -> int:
+    """Every pending message, oldest first, through the configured block. Returns how many were
+    sent; raises MailError (each failed message marked in the ledger) when any is still pending.
+    Opens no connection and loads no block when nothing is pending."""
+    if not ledger.pending_mail() or email.credentials_block is None:
+        return 0
+    try:
+        server = block_server(email.credentials_block, email.timeout_seconds)
+    except MailError as exc:
+        for mail in ledger.pending_mail():
+            ledger.mail_failed(mail.id, run_id, str(exc))
+        raise
+    return deliver_pending(ledger, server, run_id, log)
+
+
+def deliver_pending(ledger: Ledger, server: Server, run_id: str, log: Log) -> int:
+    pending = ledger.pending_mail()
+    if not pending:
+        return 0
+    try:
+        smtp = server.connect()
+    except (OSError, smtplib.SMTPException) as exc:
+        _give_up(ledger, pending, run_id, server.describe(exc), log)
+    sent, rejected = 0, []
+    try:
+        for index, mail in enumerate(pending):
+            try:
+                checkpoint("email")  # crash-safety tests: killed with the message pending in the ledger
+                refused = smtp.sendmail(mail.sender, list(mail.recipients), mail.message or b"")
+            except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+                # This message was refused; the connection is fine, so the others still go.
+                error = server.describe(exc)
+                ledger.mail_failed(mail.id, run_id, error)
+                log.error("e-mail %r refused: %s", mail.subject, error)
+                rejected.append(error)
+                continue
+            except (OSError, smtplib.SMTPException) as exc:  # the connection is gone: the rest waits
+                _give_up(ledger, pending[index:], run_id, server.describe(exc), log)
+            ledger.mail_sent(mail.id, run_id)
+            sent += 1
+            log.info("e-mail %s %r sent to %s", mail.kind, mail.subject, ", ".join(mail.recipients))
+            if refused:
+                log.warning("e-mail %r: the server refused %s", mail.subject, ", ".join(refused))
+    finally:
+        with suppress(OSError, smtplib.SMTPException):
+            smtp.quit()
+    if rejected:
+        raise MailError(f"{len(rejected)} message(s) refused by the server: {rejected[0]}")
+    return sent
+
+
+def _give_up(ledger: Ledger, pending: list[Mail], run_id: str, error: str, log: Log) -> NoReturn:
+    for mail in pending:
+        ledger.mail_failed(mail.id, run_id, error)
+    log.error("e-mail not sent: %s", error)
+    raise MailError(error)
+
+
+# --------------------------------------------------------------------------- the block
+
+
+def block_server(block_name: str, timeout: float) -> Server:
+    credentials = load_block(block_name)
+    host = credentials.smtp_server
+    host = str(getattr(host, "value", host))
+    smtp_type = credentials.smtp_type
+    port = credentials.smtp_port or getattr(smtp_type, "value", None)
+    where = f"{host}:{port}"
+    secret = credentials.password.get_secret_value()
+
+    def connect() -> smtplib.SMTP:
+        with default_socket_timeout(timeout):
+            return credentials.get_server()
+
+    def describe(exc: BaseException) -> str:
+        text = describe_error(exc, where=where, user=credentials.username, block=block_name, timeout=timeout)
+        return scrub(text, secret)
+
+    return Server(connect, describe)
+
+
+def load_block(block_name: str) -> EmailServerCredentials:
+    from prefect_email import EmailServerCredentials
+
+    try:
+        return EmailServerCredentials.load(block_name)
+    except ValueError as exc:
+        if "Unable to find" in str(exc):
+            raise MailError(
+                f"no EmailServerCredentials block named {block_name!r} on the Prefect server;"
+                f" create it with {SETUP_HINT.format(block=block_name)}"
+            ) from None
+        raise MailError(f"cannot load the e-mail block {block_name!r}: {exc}") from None
+    except Exception as exc:  # the Prefect API is down or refuses: the message waits for the next run
+        raise MailError(f"cannot load the e-mail block {block_name!r}: {type(exc).__name__}: {exc}") from None
+
+
+def describe_error(
+    exc: BaseException, *, where: str, user: str | None, block: str, timeout: float | None = None
+) -> str:
+    fix = f"fix the block with {SETUP_HINT.format(block=block)}"
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return (
+            f"the SMTP server {where} refused the login of user {user!r} ({_smtp_reply(exc)});"
+            f" check the user name and password of block {block!r}: {fix}"
+        )
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return f"the SMTP server {where} does not offer what the block asks for ({exc}); {fix}"
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        refused = ", ".join(f"{a} ({_smtp_reply(r)})" for a, r in exc.recipients.items())
+        return f"the SMTP server {where} refused every recipient: {refused}"
+    if isinstance(exc, smtplib.SMTPSenderRefused | smtplib.SMTPDataError | smtplib.SMTPResponseException):
+        return f"the SMTP server {where} refused the message ({_smtp_reply(exc)})"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"cannot connect to the SMTP server {where}: connection refused (is it running? right port?)"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot find the SMTP server {where}: {exc.strerror}"
+    if isinstance(exc, TimeoutError):
+        return f"the SMTP server {where} did not answer within {timeout or '?'} s"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS with the SMTP server {where} failed ({exc.reason or exc}); check --security and --port"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return f"the SMTP server {where} closed the connection ({exc or 'no reason given'})"
+    if isinstance(exc, OSError):
+        return f"cannot talk to the SMTP server {where}: {exc.strerror or exc}"
+    return f"the SMTP server {where}: {type(exc).__name__}: {exc}"
+
+
+def scrub(text: str, secret: str) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+def _smtp_reply(exc: Any) -> str:
+    code = getattr(exc, "smtp_code", None)
+    if code is None and isinstance(exc, tuple):
+        code, message = exc
+    else:
+        message = getattr(exc, "smtp_error", b"")
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", "replace")
+    return f"{code} {message}".strip()
+
+
+# get_server() takes no timeout, and a relay that accepts the connection and then says nothing
+# would hold the run forever. The default timeout applies to sockets created while it is set, so it
+# is set only around the connect, under a lock; the SMTP socket keeps it for every later read.
+_timeout_lock = threading.Lock()
+
+
+@contextmanager
+def default_socket_timeout(seconds: float) -> Iterator[None]:
+    with _timeout_lock:
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(seconds)
+        try:
+            yield
+        finally:
+            socket.setdefaulttimeout(previous)

@@ -1,0 +1,78 @@
+"""Grouping without Prefect or pylinac analyses: log pairs, trajectory companions, VMAT pairs, and
+what waits for a partner."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from linac_qa import synthetic_logs, synthetic_vmat
+from linac_qa.classify import classify_files
+from linac_qa.config import load_settings
+from linac_qa.grouping import Plan, group_context, plan
+
+SETTINGS = load_settings(text="general:\n  settle-seconds: 0\n")
+PATIENT = "PAT123456"
+
+
+def plan_of(root: Path, *, hours_later: float = 0) -> Plan:
+    rels = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    ctx = group_context(root, SETTINGS, now=time.time() + hours_later * 3600)
+    return plan(classify_files(root, rels, SETTINGS), SETTINGS, ctx)
+
+
+def test_dynalog_halves_pair_up_in_either_order_of_discovery(tmp_path: Path) -> None:
+    a, b = synthetic_logs.dynalog_pair(tmp_path / "logs", patient_id=PATIENT)
+    work = plan_of(tmp_path)
+    assert [acq.files for acq in work.acquisitions] == [
+        (a.relative_to(tmp_path).as_posix(), b.relative_to(tmp_path).as_posix())
+    ]
+    acq = work.acquisitions[0]
+    assert acq.analysis == "machine-logs" and acq.name.startswith("Dynalog ")
+    assert PATIENT not in acq.name and PATIENT not in acq.output_stem
+
+
+def test_a_lone_dynalog_half_waits_then_is_an_error_naming_what_is_missing(tmp_path: Path) -> None:
+    _, b = synthetic_logs.dynalog_pair(tmp_path, patient_id=PATIENT)
+    b.unlink()
+    fresh = plan_of(tmp_path)
+    assert fresh.waiting == 1 and not fresh.acquisitions and not fresh.decided
+    late = plan_of(tmp_path, hours_later=25)
+    (result,) = late.decided
+    assert result.status == "error" and "without its B file" in result.reason
+    assert PATIENT not in result.reason
+
+
+def test_trajectory_txt_travels_with_its_bin_and_never_alone(tmp_path: Path) -> None:
+    paths = synthetic_logs.trajectory_log(
+        tmp_path / f"{PATIENT}_Plan_Field1_20240304083400.bin", patient_id=PATIENT
+    )
+    work = plan_of(tmp_path)
+    assert not work.decided
+    (acq,) = work.acquisitions
+    assert sorted(acq.files) == sorted(p.name for p in paths)
+    assert PATIENT not in acq.output_stem and PATIENT not in acq.name
+
+
+def test_text_that_starts_like_a_dynalog_is_not_one(tmp_path: Path) -> None:
+    (tmp_path / "QA notes.txt").write_text("A/B dynalogs are in MachineLogs\r\n")
+    (tmp_path / "A_version.txt").write_text("A\r\nnot a log\r\n")
+    work = plan_of(tmp_path)
+    assert not work.acquisitions
+    assert {r.status.value for r in work.decided} == {"ignored"}
+
+
+def test_vmat_images_pair_in_either_order_and_a_lone_image_waits(tmp_path: Path) -> None:
+    synthetic_vmat.vmat_pair(tmp_path / "a", test="drgs")
+    synthetic_vmat.vmat_pair(tmp_path / "b", test="drmlc", order="dmlc-first")
+    work = plan_of(tmp_path)
+    assert sorted((acq.variant.get("test"), len(acq.files)) for acq in work.acquisitions) == [
+        ("DRGS", 2),
+        ("DRMLC", 2),
+    ]
+    lone = tmp_path / "c"
+    _, dmlc = synthetic_vmat.vmat_pair(lone, test="drgs")
+    dmlc.unlink()
+    assert plan_of(lone).waiting == 1
+    (late,) = plan_of(lone, hours_later=25).decided
+    assert late.status == "error" and "open and a DMLC image" in late.reason
