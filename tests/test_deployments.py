@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from deployments.generate import prefect_yaml
 from deployments.machines import ENTRYPOINT, load_machines, parse_machines
@@ -482,8 +483,9 @@ def test_a_run_uses_the_machine_config_block_its_deployment_names(served: dict[s
     assert analysed(run) == ["RI.QA.Starshot_C.dcm"]  # settle-seconds 0 came from the block
     assert (blk / "RI.QA.Starshot_C_analysis.pdf").stat().st_size > 0
     assert run.parameters["config_block"] == f"{p}-blk-config"
+    own = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))  # the server holds many
     with client() as c:
-        keys = {a.key for a in c.read_artifacts()}
+        keys = {a.key for a in c.read_artifacts(artifact_filter=own)}
     assert f"qa-results-block-{p}" in keys  # the unit came from the block
 
 

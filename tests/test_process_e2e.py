@@ -186,7 +186,7 @@ def test_outputs_sit_next_to_the_data_with_provenance(qa_run: dict[str, Any]) ->
 
 def test_the_run_is_in_prefect(qa_run: dict[str, Any]) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter
 
     async def read() -> tuple[Any, list[Any], list[str], Any]:
         # Other tests share this server: find this run by its directory, then only its own children.
@@ -204,7 +204,9 @@ def test_the_run_is_in_prefect(qa_run: dict[str, Any]) -> None:
             tasks = await client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id={"any_": [r.id for r in children]})
             )
-            table = next(a for a in await client.read_artifacts() if a.key == "qa-results-truebeam1")
+            own = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[parent.id]))
+            artifacts = await client.read_artifacts(artifact_filter=own)
+            table = next(a for a in artifacts if a.key == "qa-results-truebeam1")
             return parent, tasks, [flows[r.flow_id] for r in children], table
 
     parent, tasks, subflows, table = asyncio.run(read())
