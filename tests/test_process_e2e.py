@@ -186,24 +186,34 @@ def test_outputs_sit_next_to_the_data_with_provenance(qa_run: dict[str, Any]) ->
 
 def test_the_run_is_in_prefect(qa_run: dict[str, Any]) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
 
     async def read() -> tuple[Any, list[Any], list[str], Any]:
-        # Other tests share this server: find this run by its directory, then only its own children.
+        # Other tests share this server and its listings are paged: ask only for this run (the
+        # newest process-directory run of this folder) and its own children.
         async with get_client() as client:
-            flows = {f.id: f.name for f in await client.read_flows()}
-            runs = await client.read_flow_runs()
-            parent = next(
-                r
-                for r in sorted(runs, key=lambda r: r.start_time or r.created)
-                if flows[r.flow_id] == "process-directory"
-                and r.parameters.get("directory") == str(qa_run["root"].resolve())
+            latest = await client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["process-directory"])),
+                sort=FlowRunSort.START_TIME_DESC,
+                limit=50,
             )
-            own_tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [parent.id]}))
-            children = [r for r in runs if r.parent_task_run_id in {t.id for t in own_tasks}]
+            parent = next(r for r in latest if r.parameters.get("directory") == str(qa_run["root"].resolve()))
+            of_parent = FlowRunFilterParentFlowRunId(any_=[parent.id])
+            children = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(parent_flow_run_id=of_parent)
+            )
             tasks = await client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id={"any_": [r.id for r in children]})
             )
+            flows = {f.id: f.name for f in await client.read_flows()}
             own = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[parent.id]))
             artifacts = await client.read_artifacts(artifact_filter=own)
             table = next(a for a in artifacts if a.key == "qa-results-truebeam1")
