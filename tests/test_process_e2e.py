@@ -193,17 +193,27 @@ def test_the_run_is_in_prefect(qa_run: dict[str, Any]) -> None:
         FlowFilterName,
         FlowRunFilter,
         FlowRunFilterParentFlowRunId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
     )
+    from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     async def read() -> tuple[Any, list[Any], list[str], Any]:
         # Other tests share this server and its listings are paged: ask only for this run (the
         # newest process-directory run of this folder) and its own children.
         async with get_client() as client:
+            # Completed only: the deployment tests leave scheduled runs of tomorrow's crons, which
+            # sort first (Prefect sorts on the start time or, before it, the expected start time).
+            completed = FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED]))
+            )
             latest = await client.read_flow_runs(
                 flow_filter=FlowFilter(name=FlowFilterName(any_=["process-directory"])),
+                flow_run_filter=completed,
                 sort=FlowRunSort.START_TIME_DESC,
-                limit=50,
+                limit=200,
             )
             parent = next(r for r in latest if r.parameters.get("directory") == str(qa_run["root"].resolve()))
             of_parent = FlowRunFilterParentFlowRunId(any_=[parent.id])
@@ -219,7 +229,9 @@ def test_the_run_is_in_prefect(qa_run: dict[str, Any]) -> None:
             table = next(a for a in artifacts if a.key == "qa-results-truebeam1")
             return parent, tasks, [flows[r.flow_id] for r in children], table
 
-    parent, tasks, subflows, table = asyncio.run(read())
+    # Prefect reads its settings when first imported, which may precede the server fixture.
+    with temporary_settings({PREFECT_API_URL: qa_run["api"]}):
+        parent, tasks, subflows, table = asyncio.run(read())
     summary = qa_run["run"].summary
     assert parent.state.type.value == "COMPLETED"
     assert "QA problem" in parent.state.name
