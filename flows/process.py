@@ -22,7 +22,7 @@ from flows.tasks import (
     send_notifications,
 )
 from linac_qa.discovery import mark_identical_done
-from linac_qa.executor import AnalysisPool, default_workers
+from linac_qa.executor import make_pool
 from linac_qa.grouping import group_context, plan
 from linac_qa.ledger import Ledger
 from linac_qa.session import Listener, Run, directory_lock, resolve_directory
@@ -47,7 +47,7 @@ def process_directory(
         run = Run(root, settings, ledger, force=force, listener=listener)
         general = settings.general
         try:
-            with AnalysisPool(default_workers(general.workers), general.analysis_timeout_seconds) as pool:
+            with make_pool(general) as pool:
                 found = discover_files(root, settings, ledger.known(), force)
                 for stale in found.stale_temporaries:
                     stale.unlink(missing_ok=True)

@@ -23,16 +23,33 @@ from linac_qa.sections import AnalysisSettings, Section
 SECRET_KEYS = frozenset({"password", "passwd", "secret", "token", "api-key", "apikey"})
 
 
+class ExecutorSettings(Section):
+    """Where the analyses run: worker processes on this machine, or an existing Dask cluster."""
+
+    dask_address: str | None = None
+
+    @field_validator("dask_address")
+    @classmethod
+    def _scheduler_address(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+            raise ValueError("must be a Dask scheduler address such as tcp://qa-server:8786, or null")
+        return value
+
+
 class GeneralSettings(Section):
     unit: str | None = None
     directory: Path | None = None
+    sources: list[Path] = Field(default_factory=list)
     suffix: str = "_analysis"
     output_directory: Path | None = None
     avoid_keywords: list[str] = Field(default_factory=list)
     rolling_window_days: float = Field(default=0, ge=0)
     settle_seconds: float = Field(default=30, ge=0)
+    poll_seconds: float = Field(default=10, gt=0)
     workers: int | None = Field(default=None, ge=1)
+    worker_max_analyses: int = Field(default=50, ge=1)
     analysis_timeout_seconds: float = Field(default=900, gt=0)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     group_wait_hours: float = Field(default=24, ge=0)
     # Zips are refused before anything is decompressed when they unpack to more than this, or
     # compress better than this in total (a zip bomb; DICOM images compress 2-4 times).
@@ -250,28 +267,48 @@ def _resolve_paths(general: GeneralSettings, base: Path | None, fail: Any) -> Ge
     mounted?)" and exits 2 before any work. What does exist must be a folder, not a file.
     `output-directory` is created by the run, so only its nearest existing parent is checked: it
     must be a folder (a file there would make every acquisition an error)."""
-    resolved: dict[str, Path] = {}
+    resolved: dict[str, Any] = {}
     for field, key in (("directory", "directory"), ("output_directory", "output-directory")):
         value: Path | None = getattr(general, field)
         if value is None:
             continue
-        path = value.expanduser()
-        if not path.is_absolute():
-            if base is None:
-                raise fail(
-                    ("general", key),
-                    f"{value} is a relative path, and this config has no file to be relative to; "
-                    "give an absolute path",
-                )
-            path = base / path
-        path = Path(os.path.normpath(path))
+        path = _absolute(value, base, ("general", key), fail)
         blocker = _not_a_folder(path)
         if blocker is not None:
             verb = "be created" if key == "output-directory" else "exist"
             what = "is a file, not a folder" if blocker == path else f"cannot {verb}: {blocker} is a file"
             raise fail(("general", key), f"{path} {what}")
         resolved[field] = path
+    # A source that is missing now (an unmounted share) is a warning in each run, not an error here.
+    sources = [
+        _absolute(s, base, ("general", "sources", str(i)), fail) for i, s in enumerate(general.sources)
+    ]
+    names: dict[str, int] = {}
+    for i, source in enumerate(sources):
+        # Copies go to DIR/<source folder name>/, so two sources must not share a name.
+        if (other := names.get(source.name.lower())) is not None:
+            raise fail(
+                ("general", "sources", str(i)),
+                f"{source}: another source is also named {source.name!r} (item {other}); "
+                "copies go to DIR/<folder name>/, so source folder names must differ",
+            )
+        names[source.name.lower()] = i
+    if sources:
+        resolved["sources"] = sources
     return general.model_copy(update=resolved) if resolved else general
+
+
+def _absolute(value: Path, base: Path | None, key: tuple[str, ...], fail: Any) -> Path:
+    path = value.expanduser()
+    if not path.is_absolute():
+        if base is None:
+            raise fail(
+                key,
+                f"{value} is a relative path, and this config has no file to be relative to; "
+                "give an absolute path",
+            )
+        path = base / path
+    return Path(os.path.normpath(path))
 
 
 def _not_a_folder(path: Path) -> Path | None:

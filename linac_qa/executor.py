@@ -16,13 +16,16 @@ import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psutil
 from pebble import ProcessExpired, ProcessPool
 
 from linac_qa.model import AnalysisResult, Status
 from linac_qa.runner import Job, JobOutcome, brief_error, run_job
+
+if TYPE_CHECKING:
+    from linac_qa.config import GeneralSettings
 
 OnDone = Callable[[Job, JobOutcome], None]
 # How often a worker checks that its run is still alive.
@@ -58,6 +61,37 @@ def _run(job: dict[str, Any]) -> dict[str, Any]:
     return run_job(Job.model_validate(job)).model_dump(mode="json")
 
 
+class Pool(Protocol):
+    """What a run needs from wherever its analyses execute."""
+
+    def submit(self, job: Job, on_done: OnDone) -> Future[JobOutcome]:
+        """Schedules the job; `on_done` runs as soon as it finishes, under a lock shared by all the
+        pool's jobs, whatever the order in which results are later waited for. A crash, a time-out
+        or an exception becomes an `error` outcome for that job alone."""
+        ...
+
+    def cancel_pending(self) -> int:
+        """Cancels the jobs that have not started (a stopping watch); their futures are cancelled
+        and `on_done` is not called for them. Returns how many."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Pool: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def make_pool(general: GeneralSettings) -> Pool:
+    if general.executor.dask_address:
+        from linac_qa.dask_pool import DaskPool
+
+        return DaskPool(general.executor.dask_address, general.analysis_timeout_seconds)
+    return AnalysisPool(
+        default_workers(general.workers), general.analysis_timeout_seconds, general.worker_max_analyses
+    )
+
+
 class AnalysisPool:
     def __init__(self, workers: int, timeout_seconds: float, max_tasks: int = 50):
         self.timeout = timeout_seconds
@@ -68,14 +102,18 @@ class AnalysisPool:
             context=multiprocessing.get_context("spawn"),
         )
         self._lock = threading.Lock()
+        self._scheduled: set[Future[Any]] = set()
 
     def submit(self, job: Job, on_done: OnDone) -> Future[JobOutcome]:
-        """Schedules the job; `on_done` runs (in a pool thread) as soon as it finishes, whatever
-        the order in which results are later waited for."""
         promise: Future[JobOutcome] = Future()
         scheduled = self._pool.schedule(_run, args=(job.model_dump(mode="json"),), timeout=self.timeout)
+        self._scheduled.add(scheduled)
 
         def finished(fut: Future[Any]) -> None:
+            self._scheduled.discard(fut)
+            if fut.cancelled():
+                promise.cancel()
+                return
             try:
                 outcome = JobOutcome.model_validate(fut.result())
             except TimeoutError:
@@ -94,6 +132,10 @@ class AnalysisPool:
 
         scheduled.add_done_callback(finished)
         return promise
+
+    def cancel_pending(self) -> int:
+        # pebble would cancel a running task by killing its worker: only the waiting ones go.
+        return sum(fut.cancel() for fut in list(self._scheduled) if not fut.running() and not fut.done())
 
     def close(self) -> None:
         self._pool.close()
