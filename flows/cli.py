@@ -39,21 +39,26 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def watch_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m flows.watch",
+        description="Watch DIR (and general.sources): analyse each new acquisition once it has settled. "
+        "Ctrl-C stops after the analyses in progress.",
+    )
+    p.add_argument("directory", nargs="?", metavar="DIR", help="folder to watch (default: general.directory)")
+    p.add_argument("--config", metavar="FILE", help="YAML config; overrides only what it names")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     out = _claim_stdout()
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    # A clinic network has no route out: the temporary server's telemetry would only log an error.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from linac_qa.config import ConfigError, load_settings
-    from linac_qa.session import DirectoryBusy, UsageError, resolve_directory
-
-    try:
-        settings = load_settings(args.config)
-        root = resolve_directory(args.directory, settings)
-    except (ConfigError, UsageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    loaded = _load(args)
+    if loaded is None:
         return EXIT_USAGE
+    settings, root = loaded
+    from linac_qa.session import DirectoryBusy
+
     if args.dry_run:
         return _dry_run(root, settings, args, out)
     from flows.process import process_directory
@@ -72,6 +77,40 @@ def main(argv: list[str] | None = None) -> int:
         print(_closing_line(summary), file=out)
     out.flush()
     return EXIT_PROBLEMS if any(r["status"] in ("failed", "error") for r in summary["results"]) else EXIT_OK
+
+
+def watch_main(argv: list[str] | None = None) -> int:
+    args = watch_parser().parse_args(argv)
+    out = _claim_stdout()
+    loaded = _load(args)
+    if loaded is None:
+        return EXIT_USAGE
+    _, root = loaded
+    from flows.watch import watch_directory
+    from linac_qa.session import DirectoryBusy
+
+    try:
+        watch_directory(str(root), args.config, listener=TerminalProgress(out))
+    except DirectoryBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BUSY
+    return EXIT_OK
+
+
+def _load(args: argparse.Namespace) -> tuple[Settings, Path] | None:
+    """The settings and the directory, checked before any work; None after saying what is wrong."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    # A clinic network has no route out: the temporary server's telemetry would only log an error.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from linac_qa.config import ConfigError, load_settings
+    from linac_qa.session import UsageError, resolve_directory
+
+    try:
+        settings = load_settings(args.config)
+        return settings, resolve_directory(args.directory, settings)
+    except (ConfigError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
 
 
 class TerminalProgress:
@@ -119,7 +158,9 @@ def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[s
     known = Ledger(ledger_file).known() if ledger_file.exists() else {}
     found = discover(root, settings, known, force=args.force)
     work = plan(
-        classify_files(root, [s.path for s in found.new], settings), settings, group_context(root, settings)
+        classify_files(root, [s.path for s in found.new], settings),
+        settings,
+        group_context(root, settings, busy_folders=frozenset(found.busy_folders)),
     )
     rows: list[dict[str, Any]] = [
         {"analysis": a.analysis, "files": list(a.files), "would": "analyse", "variant": a.variant}

@@ -16,6 +16,7 @@ from blocks.machine_config import run_settings
 from flows.tasks import (
     analysis_subflow,
     classify,
+    copy_sources,
     discover_files,
     publish_results,
     scheduled_analyses,
@@ -48,6 +49,8 @@ def process_directory(
         general = settings.general
         try:
             with make_pool(general) as pool:
+                if general.sources:
+                    run.warnings.extend(copy_sources(root, settings, ledger).warnings)
                 found = discover_files(root, settings, ledger.known(), force)
                 for stale in found.stale_temporaries:
                     stale.unlink(missing_ok=True)
@@ -61,7 +64,11 @@ def process_directory(
                     for fut in classify.map(unmapped(root), batches, unmapped(settings))
                     for cf in fut.result()
                 ]
-                work = plan(classified, settings, group_context(root, settings))
+                work = plan(
+                    classified,
+                    settings,
+                    group_context(root, settings, busy_folders=frozenset(found.busy_folders)),
+                )
                 if listener:
                     listener.planned(len(work.decided) + len(work.acquisitions))
                 for decided in work.decided:
@@ -75,7 +82,10 @@ def process_directory(
                 with scheduled_analyses(futures):
                     for section, acquisitions in work.by_analysis().items():
                         analysis_subflow(section, acquisitions, general.unit)
-            summary = run.summary(Counter(found.skipped) + Counter({"waiting-for-partner": work.waiting}))
+            stopped = sum(f.cancelled() for f in futures.values())
+            summary = run.summary(
+                Counter(found.skipped) + Counter({"waiting-for-partner": work.waiting, "stopped": stopped})
+            )
             # Only now: every result is recorded and its outputs written. Under the directory's lock,
             # so two runs never send the same pending message.
             send_notifications(run, summary)

@@ -4,14 +4,14 @@ plain functions under `linac_qa`."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.states import Completed, State
+from prefect.states import Cancelled, Completed, State
 
 from linac_qa.classify import classify_files
 from linac_qa.config import Settings
@@ -24,6 +24,7 @@ from linac_qa.notify.settings import EmailSettings
 from linac_qa.reporting import analysis_markdown, artifact_key, results_table
 from linac_qa.runner import JobOutcome
 from linac_qa.session import Run
+from linac_qa.sources import SourceCopy, copy_from_sources
 from linac_qa.summary import Notification, RunSummary
 
 # Analyses are scheduled on the worker pool before any subflow starts, so no core idles between
@@ -49,14 +50,28 @@ def discover_files(directory: Path, settings: Settings, known: dict[str, Known],
     return discover(directory, settings, known, force=force)
 
 
+@task(name="copy from sources", cache_policy=NO_CACHE)
+def copy_sources(directory: Path, settings: Settings, ledger: Ledger) -> SourceCopy:
+    copied = copy_from_sources(directory, settings, ledger)
+    logger = get_run_logger()
+    for warning in copied.warnings:
+        logger.warning(warning)
+    if copied.copied:
+        logger.info("copied %d new file(s) from the sources", len(copied.copied))
+    return copied
+
+
 @task(name="classify", cache_policy=NO_CACHE)
 def classify(directory: Path, paths: list[str], settings: Settings) -> list[ClassifiedFile]:
     return classify_files(directory, paths, settings)
 
 
 @task(name="analyse", task_run_name="{acquisition.name}", cache_policy=NO_CACHE, retries=0)
-def analyse(acquisition: Acquisition) -> AnalysisResult:
-    return _scheduled[acquisition.key].result().result
+def analyse(acquisition: Acquisition) -> AnalysisResult | State:
+    try:
+        return _scheduled[acquisition.key].result().result
+    except CancelledError:
+        return Cancelled(message="not analysed: the run was stopped first; the next run analyses it")
 
 
 def analysis_subflow(section: str, acquisitions: list[Acquisition], unit: str | None) -> list[AnalysisResult]:
@@ -65,7 +80,8 @@ def analysis_subflow(section: str, acquisitions: list[Acquisition], unit: str | 
     # retries=0 whatever PREFECT_FLOWS_DEFAULT_RETRIES says (deployments set it for the parent flow).
     @flow(name=section, flow_run_name=f"{section} ({len(acquisitions)})", persist_result=False, retries=0)
     def run_section(acquisitions: list[Acquisition]) -> list[AnalysisResult]:
-        results = [f.result() for f in analyse.map(acquisitions)]
+        outcomes = [f.result(raise_on_failure=False) for f in analyse.map(acquisitions)]
+        results = [r for r in outcomes if isinstance(r, AnalysisResult)]  # not those a stop cancelled
         create_markdown_artifact(
             key=artifact_key(section, unit), markdown=analysis_markdown(section, results), description=section
         )

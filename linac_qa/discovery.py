@@ -30,6 +30,7 @@ class Discovery:
     skipped: Counter[str] = field(default_factory=Counter)
     changed_but_identical: list[FileStamp] = field(default_factory=list)
     stale_temporaries: list[Path] = field(default_factory=list)
+    busy_folders: set[str] = field(default_factory=set)  # holding a file still being written
 
 
 def discover(
@@ -68,6 +69,8 @@ def discover(
             reason = _skip_by_name(name, own_suffix, general.avoid_keywords)
             if reason:
                 found.skipped[reason] += 1
+                if reason is SkipReason.UNSETTLED:
+                    found.busy_folders.add(_folder(directory, base))
                 continue
             try:
                 st = path.lstat()
@@ -79,6 +82,7 @@ def discover(
                 continue
             if now - st.st_mtime < general.settle_seconds:
                 found.skipped[SkipReason.UNSETTLED] += 1
+                found.busy_folders.add(_folder(directory, base))
                 continue
             stamp = FileStamp(rel, st.st_size, st.st_mtime_ns)
             prior = known.get(rel)
@@ -120,6 +124,10 @@ def _unlisted_folder(
         found.skipped[SkipReason.DONE] += 1
     else:
         found.new.append(stamp)
+
+
+def _folder(directory: Path, folder: Path) -> str:
+    return folder.relative_to(directory).as_posix()
 
 
 def _skip_by_name(name: str, own_suffix: str, avoid: list[str]) -> SkipReason | None:

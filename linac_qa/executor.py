@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 import warnings
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import psutil
@@ -32,8 +35,24 @@ OnDone = Callable[[Job, JobOutcome], None]
 PARENT_POLL_SECONDS = 0.5
 
 
+# Set when the process is asked to stop (a watch's Ctrl-C): no new analysis starts, in any pool.
+_stopping = threading.Event()
+_live_pools: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def request_stop() -> int:
+    """Lets the analyses in progress finish and cancels the ones waiting, in every pool of this
+    process; returns how many were cancelled. Their files are not recorded, so the next run
+    analyses them."""
+    _stopping.set()
+    return sum(pool.cancel_pending() for pool in list(_live_pools))
+
+
 def _init_worker() -> None:
     _exit_with_parent(os.getppid())
+    # Ctrl-C on a terminal reaches every process of its group: the run decides what stops, and a
+    # worker interrupted mid-analysis would turn a good acquisition into an error.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # pylinac prints to stdout; the summary owns stdout, so the worker's goes to stderr.
     os.dup2(2, 1)
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -55,6 +74,10 @@ def _exit_with_parent(parent: int) -> None:
         os._exit(1)  # no cleanup: the next run removes temporaries and the scratch folder
 
     threading.Thread(target=watch, name="watch-run", daemon=True).start()
+
+
+def _started() -> None:
+    """Nothing: scheduling it starts the pool's workers."""
 
 
 def _run(job: dict[str, Any]) -> dict[str, Any]:
@@ -82,14 +105,63 @@ class Pool(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+_shared: Pool | None = None
+
+
+@contextmanager
+def shared_pool(general: GeneralSettings) -> Iterator[Pool]:
+    """One pool for every run started inside the block: a watch keeps its workers warm (pylinac
+    imported) between batches; they are still replaced after `worker-max-analyses` analyses."""
+    global _shared
+    with make_pool(general) as pool:
+        _shared = pool
+        try:
+            yield pool
+        finally:
+            _shared = None
+
+
+class _Borrowed:
+    """The shared pool, lent to one run: the run's end does not close it."""
+
+    def __init__(self, pool: Pool):
+        self._pool = pool
+
+    def submit(self, job: Job, on_done: OnDone) -> Future[JobOutcome]:
+        return self._pool.submit(job, on_done)
+
+    def cancel_pending(self) -> int:
+        return self._pool.cancel_pending()
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _Borrowed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:  # the run failed: nothing waits for its queued analyses any more
+            self._pool.cancel_pending()
+
+
 def make_pool(general: GeneralSettings) -> Pool:
+    if _shared is not None:
+        return _Borrowed(_shared)
+    pool: Pool
     if general.executor.dask_address:
         from linac_qa.dask_pool import DaskPool
 
-        return DaskPool(general.executor.dask_address, general.analysis_timeout_seconds)
-    return AnalysisPool(
-        default_workers(general.workers), general.analysis_timeout_seconds, general.worker_max_analyses
-    )
+        pool = DaskPool(general.executor.dask_address, general.analysis_timeout_seconds)
+    else:
+        pool = AnalysisPool(
+            default_workers(general.workers), general.analysis_timeout_seconds, general.worker_max_analyses
+        )
+    _live_pools.add(pool)
+    return pool
+
+
+def stopping() -> bool:
+    return _stopping.is_set()
 
 
 class AnalysisPool:
@@ -103,9 +175,15 @@ class AnalysisPool:
         )
         self._lock = threading.Lock()
         self._scheduled: set[Future[Any]] = set()
+        # pebble starts its workers at the first task: start them now, so that they import pylinac
+        # while the run discovers and classifies (and a watch's first batch finds them ready).
+        self._pool.schedule(_started)
 
     def submit(self, job: Job, on_done: OnDone) -> Future[JobOutcome]:
         promise: Future[JobOutcome] = Future()
+        if stopping():
+            promise.cancel()
+            return promise
         scheduled = self._pool.schedule(_run, args=(job.model_dump(mode="json"),), timeout=self.timeout)
         self._scheduled.add(scheduled)
 

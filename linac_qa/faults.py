@@ -10,15 +10,21 @@ The checkpoints, in the order a run passes them:
 - `outputs` (worker): while the outputs are written, some complete and some not;
 - `before-ledger` (main process): a result has arrived and its outputs exist, the ledger has no row;
 - `email` (main process): the message is in the ledger, about to be handed to the SMTP server.
+
+`stall(name)` makes an analysis hang (as a stuck share or a pathological image would) when the
+environment variable `LINAC_QA_STALL_ON` is a part of the acquisition's name, so that a test can
+kill the worker mid-analysis or watch the time limit act.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 CRASH_AT = "LINAC_QA_CRASH_AT"
 CHECKPOINTS = ("analysis", "outputs", "before-ledger", "email")
+STALL_ON = "LINAC_QA_STALL_ON"
 
 
 def checkpoint(name: str, *, in_worker: bool = False) -> None:
@@ -27,6 +33,12 @@ def checkpoint(name: str, *, in_worker: bool = False) -> None:
     if in_worker:
         os.kill(os.getppid(), _KILL)
     os.kill(os.getpid(), _KILL)
+
+
+def stall(name: str) -> None:
+    fragment = os.environ.get(STALL_ON)
+    if fragment and fragment in name:
+        time.sleep(3600)
 
 
 # Windows has no SIGKILL; TerminateProcess (what os.kill does there with any signal) is the same

@@ -31,12 +31,15 @@ class Plan:
         return dict(out)
 
 
-def group_context(directory: Path, settings: Settings, now: float | None = None) -> GroupContext:
+def group_context(
+    directory: Path, settings: Settings, now: float | None = None, busy_folders: frozenset[str] = frozenset()
+) -> GroupContext:
     return GroupContext(
         directory=directory,
         unit=settings.general.unit,
         wait_seconds=settings.general.group_wait_hours * 3600,
         now=time.time() if now is None else now,
+        busy_folders=busy_folders,
     )
 
 
@@ -62,7 +65,19 @@ def plan(classified: Iterable[ClassifiedFile], settings: Settings, ctx: GroupCon
         if loose:
             window = analysis.session_window(settings.section(section))
             result.acquisitions.extend(session_acquisitions(section, loose, window=window, unit=ctx.unit))
+    if ctx.busy_folders:
+        growing = [a for a in result.acquisitions if len(a.files) > 1 and _in_busy_folder(a, ctx)]
+        result.acquisitions = [a for a in result.acquisitions if a not in growing]
+        result.waiting += sum(len(a.files) for a in growing)
     return result
+
+
+def _in_busy_folder(acq: Acquisition, ctx: GroupContext) -> bool:
+    return any(folder_of(f) in ctx.busy_folders for f in acq.files)
+
+
+def folder_of(rel_path: str) -> str:
+    return PurePosixPath(rel_path).parent.as_posix()
 
 
 def decided_result(cf: ClassifiedFile) -> AnalysisResult:

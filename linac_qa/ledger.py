@@ -67,6 +67,16 @@ CREATE TABLE IF NOT EXISTS notifications (
     sent TEXT,
     sent_run TEXT
 );
+CREATE TABLE IF NOT EXISTS copies (
+    source TEXT NOT NULL,           -- the source folder, as configured
+    path TEXT NOT NULL,             -- relative to the source folder, POSIX separators
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    copy TEXT NOT NULL,             -- where it went, relative to the directory
+    copied TEXT NOT NULL,
+    PRIMARY KEY (source, path)
+);
 CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY,           -- e.g. when the last new acquisition arrived
     value TEXT NOT NULL
@@ -270,6 +280,24 @@ class Ledger:
             )
             for row in rows
         ]
+
+    # -------------------------------------------------------------- copies from sources
+    def copied(self, source: str) -> dict[str, Known]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT path, size, mtime_ns, sha256 FROM copies WHERE source = ?", (source,)
+            ).fetchall()
+        return {p: Known(s, m, h) for p, s, m, h in rows}
+
+    def record_copy(self, source: str, stamp: FileStamp, copy: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO copies (source, path, size, mtime_ns, sha256, copy, copied)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(source, path) DO UPDATE SET"
+                " size = excluded.size, mtime_ns = excluded.mtime_ns, sha256 = excluded.sha256,"
+                " copy = excluded.copy, copied = excluded.copied",
+                (source, stamp.path, stamp.size, stamp.mtime_ns, stamp.sha256, copy, _now()),
+            )
 
     # -------------------------------------------------------------- small state
     def get_state(self, key: str) -> str | None:

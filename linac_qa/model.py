@@ -30,6 +30,7 @@ class SkipReason(StrEnum):
     AVOID_KEYWORDS = "avoid-keywords"
     WINDOW = "window"
     WAITING_FOR_PARTNER = "waiting-for-partner"
+    STOPPED = "stopped"  # planned, but the run was stopped (Ctrl-C) before its analysis began
 
 
 class Record(BaseModel):

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from linac_qa import versions
 from linac_qa.analyses import REGISTRY
 from linac_qa.analyses.base import AnalysisType, Inputs, Verdict
-from linac_qa.faults import checkpoint
+from linac_qa.faults import checkpoint, stall
 from linac_qa.hashing import sha256_file
 from linac_qa.model import Acquisition, AnalysisResult, Status
 from linac_qa.outputs import display_path, keep_previous, output_paths, staged_outputs
@@ -103,6 +103,7 @@ def _analyse(
         inputs = _inputs(job, stack)
         analysed = analysis.load(inputs, acq, settings)
         checkpoint("analysis", in_worker=True)
+        stall(acq.name)
         analysis.run(analysed, acq, settings)
         verdict = analysis.judge(analysed, acq, settings)
         if verdict.status is Status.IGNORED:  # e.g. an imaging log: nothing judged, nothing to file

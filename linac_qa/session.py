@@ -30,7 +30,14 @@ from linac_qa.zipsafe import ZipLimits
 
 # What the run writes in its state folder; a symbolic link planted under one of these names would
 # make the run write (or truncate) its target, anywhere.
-STATE_FILES = ("run.lock", "ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm", "ledger.sqlite-journal")
+STATE_FILES = (
+    "run.lock",
+    "watch.lock",
+    "ledger.sqlite",
+    "ledger.sqlite-wal",
+    "ledger.sqlite-shm",
+    "ledger.sqlite-journal",
+)
 SCRATCH = "tmp"  # DIR/.linac-qa/tmp: zips are extracted here; emptied at the start and end of each run
 
 
@@ -89,6 +96,24 @@ def directory_lock(directory: Path) -> Iterator[None]:
         lock.release()
 
 
+@contextmanager
+def watch_lock(directory: Path) -> Iterator[None]:
+    """One watch per directory (each of its batches also takes the run lock)."""
+    state = directory / STATE_DIR
+    state.mkdir(exist_ok=True)
+    lock = FileLock(state / "watch.lock", timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise DirectoryBusy(
+            f"another watch is running on {directory} (lock {state / 'watch.lock'})"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 @runtime_checkable
 class Listener(Protocol):
     """Who watches a run as it goes: the terminal's progress bar and verdict lines."""
@@ -109,6 +134,7 @@ class Run:
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     stamps: dict[str, FileStamp] = field(default_factory=dict)
     results: list[AnalysisResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.ledger.start_run(self.run_id, self.started)
@@ -196,6 +222,7 @@ class Run:
             finished=dt.datetime.now(dt.UTC),
             results=sorted(self.results, key=_result_order),
             skipped=skipped_counts(skipped),
+            warnings=self.warnings,
         )
         self.ledger.finish_run(self.run_id, summary.finished, summary.model_dump(mode="json"))
         self.remove_scratch()  # every worker has finished

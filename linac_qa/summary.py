@@ -24,6 +24,7 @@ class RunSummary(BaseModel):
     results: list[AnalysisResult] = Field(default_factory=list)
     skipped: dict[str, int] = Field(default_factory=lambda: {r.value: 0 for r in SkipReason})
     notifications: list[Notification] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)  # about the run itself, e.g. a source not found
 
     def counts(self) -> Counter[str]:
         return Counter(r.status.value for r in self.results)

@@ -176,6 +176,9 @@ class CatPhanScan:
     when: dt.datetime = DEFAULT_WHEN
     description: str = "CBCT CatPhan504 Head"
     seed: int = 0
+    # Slices past the phantom's far end (air), as a longer scan has: a 39-slice scan plus 21 is the
+    # 60-slice series of the watch tests.
+    beyond_phantom: int = 0
 
 
 def _series(scan: CatPhanScan) -> Iterator[Dataset]:
@@ -186,11 +189,11 @@ def _series(scan: CatPhanScan) -> Iterator[Dataset]:
     key = _key("catphan504", seed, series_key, machine, when, hu_offset, description)
     templates = {name: _module(name) for name, _, _ in _MODULES}
     x, y = np.meshgrid(_centres(0, _N, 1), _centres(0, _N, 1))
-    zs = [_Z_FIRST + i * _THICK for i in range(_N_SLICES)]
+    zs = [_Z_FIRST + i * _THICK for i in range(_N_SLICES + scan.beyond_phantom)]
     first = 0
     if slices is not None:
         first = next(i for i, z in enumerate(zs) if z >= -12.5)  # the first CTP404 slice
-    last = _N_SLICES if slices is None else min(first + slices, _N_SLICES)
+    last = len(zs) if slices is None else min(first + slices, len(zs))
     station, serial, _, _ = _MACHINES.get(machine, (machine.upper()[:16], "", "", ""))
     study, series = _uid("study", machine, when.date()), _uid("ct-series", key)
     # One study per machine and day: series of other keys get other numbers in it (3 digits, as a
@@ -198,8 +201,11 @@ def _series(scan: CatPhanScan) -> Iterator[Dataset]:
     series_number = 100 + _seed("series-number", series_key) % 900
     for index in range(first, last):
         z = zs[index]
-        name = next(m for m, lo, hi in _MODULES if lo <= z < hi)
-        hu = templates[name] + (_ramp_wires((x, y), z) if name == "404" else 0.0)
+        name = next((m for m, lo, hi in _MODULES if lo <= z < hi), None)
+        if name is None:
+            hu = np.full((_N, _N), -1000.0)
+        else:
+            hu = templates[name] + (_ramp_wires((x, y), z) if name == "404" else 0.0)
         hu = ndimage.gaussian_filter(hu, 0.6)  # the scanner's blur
         # Correlated noise, as reconstruction leaves it; one generator per slice keeps a partial
         # series identical to the start of the full one.

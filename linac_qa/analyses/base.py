@@ -40,6 +40,9 @@ class GroupContext:
     unit: str | None
     wait_seconds: float  # how long an incomplete group is held back before it is an error
     now: float  # time.time() of this run
+    # Folders in which a file is still being written: a set (a CT series, a Winston-Lutz folder)
+    # there may still be growing, so it waits for a later run.
+    busy_folders: frozenset[str] = frozenset()
 
     def still_waiting(self, rel_paths: list[str]) -> bool:
         """True while the newest file of an incomplete group is younger than the wait."""

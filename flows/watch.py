@@ -1,0 +1,78 @@
+"""`watch-directory`: the long-running watch. Copies new files from the sources, waits until they
+have settled, and analyses each batch as a `process-directory` run (a subflow: one run per batch in
+the UI). Ctrl-C (or SIGTERM, which Prefect sends to cancel a run) stops it after the analyses in
+progress; a second Ctrl-C stops it at once.
+
+    python -m flows.watch DIR [--config FILE]
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.states import Completed
+
+from blocks.machine_config import run_settings
+from flows.process import process_directory
+from linac_qa.executor import request_stop, shared_pool
+from linac_qa.session import Listener, resolve_directory, watch_lock
+from linac_qa.watching import watch
+
+# Set by the first Ctrl-C / SIGTERM; the watch finishes its batch's running analyses and returns.
+stop = threading.Event()
+log = logging.getLogger(__name__)
+
+
+@flow(name="watch-directory", persist_result=False, validate_parameters=False)
+def watch_directory(
+    directory: str | None = None,
+    config: str | None = None,
+    config_block: str | None = None,
+    listener: Listener | None = None,
+) -> Any:
+    logger = get_run_logger()
+    settings = run_settings(config, config_block)
+    root = resolve_directory(directory, settings)
+    _stop_on_signals()
+
+    def run_batch() -> None:
+        process_directory(str(root), config, listener=listener, config_block=config_block)
+
+    with watch_lock(root), shared_pool(settings.general):
+        logger.info(
+            "watching %s (and %d source folder(s)) every %g s; Ctrl-C stops",
+            root,
+            len(settings.general.sources),
+            settings.general.poll_seconds,
+        )
+        batches = watch(root, settings, run_batch, stop, on_warning=logger.warning)
+    return Completed(message=f"stopped after {batches} batch(es)")
+
+
+def _stop_on_signals() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return  # signals reach the main thread only; the process that owns it decides
+
+    def first(signum: int, frame: FrameType | None) -> None:
+        cancelled = request_stop()
+        stop.set()
+        log.warning(
+            "stopping after the analyses in progress (%d waiting analyses left for the next run); "
+            "Ctrl-C again stops at once",
+            cancelled,
+        )
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, first)
+    signal.signal(signal.SIGTERM, first)
+
+
+if __name__ == "__main__":
+    from flows.cli import watch_main
+
+    raise SystemExit(watch_main())

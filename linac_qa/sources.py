@@ -1,0 +1,195 @@
+"""Copying new files from `general.sources` (a TrueBeam's TDS trajectory-log folder, a Clinac's
+dynalog folder, an EPID export) into the directory, before each discovery.
+
+A source belongs to the linac: it is only ever read. Each file is copied once, when it has settled,
+to `DIR/<source folder name>/<its path in the source>`, through a hidden temporary name that
+discovery removes if a copy is interrupted; the copy is renamed into place only after its size and
+SHA-256 match what was read from the source. The ledger remembers what was copied (source, path,
+size, mtime, hash), so a source of thousands of logs costs a `stat` per file on later runs. A
+source that is missing or unreadable is a warning of the run, never a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from linac_qa.config import Settings
+from linac_qa.discovery import IN_PROGRESS_SUFFIXES
+from linac_qa.hashing import sha256_file
+from linac_qa.ledger import FileStamp, Ledger
+from linac_qa.outputs import temporary_name
+
+
+@dataclass(frozen=True)
+class Candidate:
+    source: Path
+    stamp: FileStamp  # path relative to the source
+    destination: Path
+
+
+@dataclass
+class SourceScan:
+    ready: list[Candidate] = field(default_factory=list)
+    unsettled: int = 0  # still being written: copied by a later run
+    busy_folders: set[str] = field(default_factory=set)  # where those go, relative to the directory
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SourceCopy:
+    copied: list[str] = field(default_factory=list)  # relative to the directory
+    warnings: list[str] = field(default_factory=list)
+
+
+class SourceChanged(Exception):
+    """The source file changed while it was read: it is not settled after all."""
+
+
+def scan_sources(directory: Path, settings: Settings, ledger: Ledger, now: float | None = None) -> SourceScan:
+    """What `copy_from_sources` would copy now, from `stat` and the ledger alone."""
+    now = time.time() if now is None else now
+    scan = SourceScan()
+    for source in settings.general.sources:
+        problem = _unusable(source, directory)
+        if problem:
+            scan.warnings.append(problem)
+            continue
+        done = ledger.copied(str(source))
+        for folder, dirnames, filenames in os.walk(
+            source, onerror=lambda e: scan.warnings.append(_unlisted(e))
+        ):
+            base = Path(folder)
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (base / d).is_symlink())
+            for name in sorted(filenames):
+                if name.startswith(".") or name.lower().endswith(IN_PROGRESS_SUFFIXES):
+                    continue
+                path = base / name
+                try:
+                    st = path.lstat()
+                except OSError as exc:
+                    scan.warnings.append(f"source file {path} cannot be read: {exc.strerror}")
+                    continue
+                if not stat.S_ISREG(st.st_mode):  # links, pipes, devices: never copied
+                    continue
+                rel = path.relative_to(source).as_posix()
+                if now - st.st_mtime < settings.general.settle_seconds:
+                    scan.unsettled += 1
+                    scan.busy_folders.add((Path(source.name) / rel).parent.as_posix())
+                    continue
+                prior = done.get(rel)
+                if prior is not None and (prior.size, prior.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                    continue
+                destination = directory / source.name / rel
+                scan.ready.append(Candidate(source, FileStamp(rel, st.st_size, st.st_mtime_ns), destination))
+    return scan
+
+
+def copy_from_sources(
+    directory: Path, settings: Settings, ledger: Ledger, now: float | None = None
+) -> SourceCopy:
+    """Copies every settled new source file. Runs under the directory's lock."""
+    scan = scan_sources(directory, settings, ledger, now)
+    result = SourceCopy(warnings=list(scan.warnings))
+    for candidate in scan.ready:
+        try:
+            copied = _copy_one(candidate, directory, ledger)
+        except SourceChanged:
+            continue  # still being written after all: the next run copies it
+        except OSError as exc:
+            result.warnings.append(
+                f"could not copy {candidate.source / candidate.stamp.path}: {exc.strerror or exc}"
+            )
+            continue
+        if copied is None:
+            continue
+        result.copied.append(copied)
+        if directory / copied != candidate.destination:
+            result.warnings.append(
+                f"{candidate.source / candidate.stamp.path}: a different {candidate.destination.name} is "
+                f"already in {candidate.destination.parent} (the source file changed after it was "
+                f"copied?); the new version is copied as {copied}"
+            )
+    return result
+
+
+def _copy_one(candidate: Candidate, directory: Path, ledger: Ledger) -> str | None:
+    source_file = candidate.source / candidate.stamp.path
+    destination = candidate.destination
+    if destination.exists() or destination.is_symlink():
+        # Already here: copied by an earlier run whose ledger row was lost, or put here by hand.
+        if (
+            destination.is_file()
+            and not destination.is_symlink()
+            and destination.stat().st_size == candidate.stamp.size
+        ):
+            sha = sha256_file(source_file)
+            if sha256_file(destination) == sha:
+                _record(ledger, candidate, sha, destination, directory)
+                return None
+        # A different file of the same name is never overwritten: it may be a QA record already.
+        destination = _free_name(destination)
+    sha = _verified_copy(source_file, destination, candidate.stamp)
+    _record(ledger, candidate, sha, destination, directory)
+    return destination.relative_to(directory).as_posix()
+
+
+def _verified_copy(source_file: Path, destination: Path, stamp: FileStamp) -> str:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(destination)  # hidden; discovery removes it if this copy is interrupted
+    try:
+        digest = hashlib.sha256()
+        with source_file.open("rb") as src, tmp.open("xb") as out:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        after = source_file.stat()
+        if (after.st_size, after.st_mtime_ns) != (stamp.size, stamp.mtime_ns):
+            raise SourceChanged(source_file)
+        sha = digest.hexdigest()
+        if tmp.stat().st_size != stamp.size or sha256_file(tmp) != sha:
+            raise OSError(f"the copy of {source_file} does not match the original (size or SHA-256)")
+        # The acquisition's own time, so that rolling-window-days counts from it, not from the copy.
+        os.utime(tmp, ns=(after.st_atime_ns, after.st_mtime_ns))
+        os.replace(tmp, destination)
+        return sha
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _record(ledger: Ledger, candidate: Candidate, sha: str, destination: Path, directory: Path) -> None:
+    stamp = FileStamp(candidate.stamp.path, candidate.stamp.size, candidate.stamp.mtime_ns, sha)
+    ledger.record_copy(str(candidate.source), stamp, destination.relative_to(directory).as_posix())
+
+
+def _free_name(destination: Path) -> Path:
+    for n in range(2, 10_000):
+        candidate = destination.with_name(f"{destination.stem}_copy{n}{destination.suffix}")
+        if not candidate.exists() and not candidate.is_symlink():
+            return candidate
+    raise OSError(f"no free name for another copy of {destination.name}")
+
+
+def _unusable(source: Path, directory: Path) -> str | None:
+    try:
+        if not source.is_dir():
+            what = "is not a folder" if source.exists() else "not found (network share not mounted?)"
+            return f"source {source} {what}; nothing copied from it"
+        resolved = source.resolve()
+    except OSError as exc:
+        return f"source {source} cannot be read: {exc.strerror}; nothing copied from it"
+    if resolved == directory or directory in resolved.parents or resolved in directory.parents:
+        return f"source {source} overlaps the directory {directory}; nothing copied from it"
+    if not os.access(source, os.R_OK | os.X_OK):
+        return f"source {source} cannot be read (permission denied); nothing copied from it"
+    return None
+
+
+def _unlisted(exc: OSError) -> str:
+    return f"source folder {exc.filename} cannot be listed: {exc.strerror}; its files were not copied"
