@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from deployments.machines import ENTRYPOINT, Machine, Machines, load_machines
+from deployments.machines import ENTRYPOINT, WATCH_ENTRYPOINT, Machine, Machines, load_machines
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MACHINES = PROJECT_ROOT / "deployments" / "machines.yml"
@@ -32,6 +32,8 @@ HEADER = """\
 #   prefect work-pool create {pool} --type process   (once)
 #   prefect deploy --all --prefect-file {prefect_file}
 #   prefect worker start --pool {pool}
+# A `<name>-watch` deployment has no schedule: start it once with
+#   prefect deployment run 'watch-directory/<name>-watch'
 """
 
 
@@ -71,6 +73,21 @@ def deployment(machine: Machine, machines: Machines, base: Path) -> dict[str, An
     }
 
 
+def watch_deployment(machine: Machine, machines: Machines, base: Path) -> dict[str, Any]:
+    """No schedule: started once (`prefect deployment run 'watch-directory/<name>-watch'`), it runs
+    until cancelled; a second one exits at once (one watch per directory)."""
+    nightly = deployment(machine, machines, base)
+    return {
+        "name": machine.watch_deployment_name,
+        "entrypoint": WATCH_ENTRYPOINT,
+        "description": machine.describe_watch(nightly["parameters"].get("directory")),
+        "tags": nightly["tags"],
+        "parameters": nightly["parameters"],
+        "schedules": [],
+        "work_pool": {"name": machines.pool_of(machine)},
+    }
+
+
 def prefect_yaml(machines: Machines, base: Path = PROJECT_ROOT) -> str:
     base = base.resolve()
     machines_file = _path(Path(machines.source).resolve(), base)
@@ -86,7 +103,8 @@ def prefect_yaml(machines: Machines, base: Path = PROJECT_ROOT) -> str:
         # The code is installed on every worker host (pip install), so nothing is built or pushed.
         "build": None,
         "push": None,
-        "deployments": [deployment(m, machines, base) for m in machines.machines],
+        "deployments": [deployment(m, machines, base) for m in machines.machines]
+        + [watch_deployment(m, machines, base) for m in machines.machines if m.watch],
     }
     return header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
 

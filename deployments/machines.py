@@ -23,6 +23,8 @@ from linac_qa.sections import Section
 # (DESIGN.md section 8). Prefect's module-path form is dotted, without a colon.
 ENTRYPOINT = "flows.process.process_directory"
 FLOW_NAME = "process-directory"
+WATCH_ENTRYPOINT = "flows.watch.watch_directory"
+WATCH_FLOW_NAME = "watch-directory"
 DEFAULT_WORK_POOL = "linac-qa"
 
 # A deployment name is `<name>-nightly` and appears in URLs and shell commands: keep it plain.
@@ -43,10 +45,17 @@ class Machine(Section):
     retries: int = Field(default=2, ge=0, le=20)
     retry_delay_seconds: int = Field(default=300, ge=0, le=86400)
     description: str | None = None
+    # Also a `<name>-watch` deployment of the watch flow: started by `deployments.serve` at start-up
+    # (or with `prefect deployment run`), it analyses each acquisition minutes after it arrives.
+    watch: bool = False
 
     @property
     def deployment_name(self) -> str:
         return f"{self.name}-nightly"
+
+    @property
+    def watch_deployment_name(self) -> str:
+        return f"{self.name}-watch"
 
     def parameters(self) -> dict[str, str]:
         """The flow parameters this machine's deployment passes (only those it sets)."""
@@ -67,6 +76,10 @@ class Machine(Section):
         """The deployment's description in the UI (`directory`: the path as the caller writes it)."""
         where = directory or (str(self.directory) if self.directory else "general.directory")
         return self.description or f"Nightly QA of {self.name}: {where}"
+
+    def describe_watch(self, directory: str | None = None) -> str:
+        where = directory or (str(self.directory) if self.directory else "general.directory")
+        return f"Continual QA of {self.name}: {where}"
 
 
 class Machines(Section):

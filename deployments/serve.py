@@ -1,5 +1,6 @@
 """Serve every machine's nightly deployment from one long-running process (DESIGN.md section 2):
-the simple path for a single QA workstation. Needs `PREFECT_API_URL` of a running
+the simple path for a single QA workstation. A machine with `watch: true` also gets its watch
+deployment, started at once. Needs `PREFECT_API_URL` of a running
 `prefect server start`: a temporary server has no scheduler, so no nightly run would ever start.
 
     python -m deployments.serve [--machines FILE]
@@ -54,12 +55,26 @@ def deployment_options(machine: Machine) -> dict[str, Any]:
     }
 
 
+def watch_options(machine: Machine) -> dict[str, Any]:
+    """No schedule and no concurrency limit: serve starts the watch once, and a second watch of the
+    same directory stops at once on its lock (a concurrency slot held by a watch that died with its
+    host would keep every later one queued)."""
+    return {
+        "name": machine.watch_deployment_name,
+        "parameters": machine.parameters(),
+        "description": machine.describe_watch(),
+        "tags": machine.tags,
+        "entrypoint_type": EntrypointType.MODULE_PATH,
+    }
+
+
 def runner_deployments(machines: Machines) -> list[RunnerDeployment]:
     """The deployments `serve_machines` registers, as objects (for checks; nothing is sent)."""
-    return [
-        cast(RunnerDeployment, nightly_flow(m).to_deployment(**deployment_options(m)))  # sync: not awaited
-        for m in machines.machines
-    ]
+    from flows.watch import watch_directory
+
+    nightly = [nightly_flow(m).to_deployment(**deployment_options(m)) for m in machines.machines]
+    watches = [watch_directory.to_deployment(**watch_options(m)) for m in machines.machines if m.watch]
+    return [cast(RunnerDeployment, d) for d in [*nightly, *watches]]  # sync: not awaited
 
 
 def serve_machines(machines: Machines) -> None:
@@ -71,13 +86,22 @@ def serve_machines(machines: Machines) -> None:
     machine with its own retries. `pause_on_shutdown=False`: stopping or restarting the service must
     not pause the nightly schedules.
     """
+    from prefect.deployments import run_deployment
     from prefect.exceptions import TerminationSignal
     from prefect.runner import Runner
+
+    from flows.watch import watch_directory
 
     runner = Runner(name="linac-qa-flows", pause_on_shutdown=False)
     for machine in machines.machines:
         runner.add_flow(nightly_flow(machine), **deployment_options(machine))
         print(f"serving process-directory/{machine.deployment_name}: {machine.summary()}", file=sys.stderr)
+    for machine in machines.machines:
+        if machine.watch:
+            runner.add_flow(watch_directory, **watch_options(machine))
+            # Started now, so that a restart of the workstation restarts the watch.
+            run_deployment(f"watch-directory/{machine.watch_deployment_name}", timeout=0)
+            print(f"watching with watch-directory/{machine.watch_deployment_name}", file=sys.stderr)
     try:
         asyncio.run(runner.start())
     except (KeyboardInterrupt, TerminationSignal) as exc:

@@ -21,13 +21,12 @@ from blocks.machine_config import run_settings
 from flows.process import process_directory
 from linac_qa.executor import request_stop, shared_pool
 from linac_qa.session import Listener, resolve_directory, watch_lock
-from linac_qa.watching import watch
+from linac_qa.watching import stop_watching, watch
 
-# Set by the first Ctrl-C / SIGTERM; the watch finishes its batch's running analyses and returns.
-stop = threading.Event()
 log = logging.getLogger(__name__)
 
 
+# No module-level state here: serve pickles this flow (its function by value) for each run.
 @flow(name="watch-directory", persist_result=False, validate_parameters=False)
 def watch_directory(
     directory: str | None = None,
@@ -50,7 +49,7 @@ def watch_directory(
             len(settings.general.sources),
             settings.general.poll_seconds,
         )
-        batches = watch(root, settings, run_batch, stop, on_warning=logger.warning)
+        batches = watch(root, settings, run_batch, on_warning=logger.warning)
     return Completed(message=f"stopped after {batches} batch(es)")
 
 
@@ -60,7 +59,7 @@ def _stop_on_signals() -> None:
 
     def first(signum: int, frame: FrameType | None) -> None:
         cancelled = request_stop()
-        stop.set()
+        stop_watching()
         log.warning(
             "stopping after the analyses in progress (%d waiting analyses left for the next run); "
             "Ctrl-C again stops at once",

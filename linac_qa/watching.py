@@ -136,12 +136,20 @@ class Wakeup:
             self._observer.join(timeout=5)
 
 
+# Set by `stop_watching` (the first Ctrl-C): the watch lets its batch finish and returns.
+_stop = threading.Event()
+
+
+def stop_watching() -> None:
+    _stop.set()
+
+
 def watch(
     directory: Path,
     settings: Settings,
     run_batch: Callable[[], None],
-    stop: threading.Event,
     on_warning: Callable[[str], None] = log.warning,
+    stop: threading.Event = _stop,
 ) -> int:
     """Runs batches until `stop` is set; returns how many ran. A batch that fails is logged and
     tried again at the next poll: it recorded what it finished, so the retry does only the rest."""

@@ -21,7 +21,7 @@ import yaml
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from deployments.generate import prefect_yaml
-from deployments.machines import ENTRYPOINT, load_machines, parse_machines
+from deployments.machines import ENTRYPOINT, WATCH_ENTRYPOINT, load_machines, parse_machines
 from linac_qa import synthetic
 from linac_qa.config import ConfigError, load_settings
 from tests.conftest import ROOT, free_port, register_inputs
@@ -131,7 +131,15 @@ def test_prefect_yaml_registers_what_serve_serves() -> None:
     spec = yaml.safe_load(prefect_yaml(machines))["deployments"]
     served = runner_deployments(machines)
     assert [d["name"] for d in spec] == [d.name for d in served]
-    for d, s, m in zip(spec, served, machines.machines, strict=True):
+    watching = [m for m in machines.machines if m.watch]
+    assert watching, "the example shows the watch option"
+    nightly = len(machines.machines)
+    for d, s, m in zip(spec[nightly:], served[nightly:], watching, strict=True):
+        assert d["name"] == s.name == f"{m.name}-watch"
+        assert d["entrypoint"] == s.entrypoint == WATCH_ENTRYPOINT
+        assert d["schedules"] == [] and not s.schedules  # started once, runs until stopped
+        assert s.parameters == m.parameters()
+    for d, s, m in zip(spec[:nightly], served[:nightly], machines.machines, strict=True):
         assert d["entrypoint"] == s.entrypoint == ENTRYPOINT  # a module path, not a file path
         assert [(x["cron"], x["timezone"]) for x in d["schedules"]] == [
             (x.schedule.cron, x.schedule.timezone)  # type: ignore[union-attr]
@@ -378,7 +386,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterat
     directory that is not there (a share that is not mounted)."""
     tmp = tmp_path_factory.mktemp("serve")
     p = f"s{uuid.uuid4().hex[:6]}"
-    tb, blk = tmp / "TrueBeam", tmp / "Blocked"
+    tb, blk, watched = tmp / "TrueBeam", tmp / "Blocked", tmp / "Watched"
+    watched.mkdir()
+    (tmp / "watch.yml").write_text("general:\n  settle-seconds: 1\n  poll-seconds: 1\n  workers: 1\n")
     qa_folder(tb, "RI.QA.Starshot_A.dcm", "RI.QA.Starshot_B.dcm")
     qa_folder(blk, "RI.QA.Starshot_C.dcm")
     mailbox = Mailbox()
@@ -396,6 +406,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterat
              "cron": "30 3 * * 1-5", "timezone": "America/New_York", "retries": 0},
             {"name": f"{p}-gone", "directory": "not-mounted", "config": "tb.yml", "cron": "15 1 * * *",
              "timezone": "Asia/Tokyo", "retries": 1, "retry-delay-seconds": 0},
+            {"name": f"{p}-w", "directory": "Watched", "config": "watch.yml", "cron": "0 4 * * *",
+             "timezone": "Europe/Berlin", "watch": True},
         ]
     }  # fmt: skip
     (tmp / "machines.yml").write_text(yaml.safe_dump(machines, sort_keys=False), encoding="utf-8")
@@ -410,7 +422,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterat
             )
             yield {
                 "p": p, "tmp": tmp, "tb": tb, "blk": blk, "proc": proc, "log": log, "machines": machines,
-                "mailbox": mailbox,
+                "mailbox": mailbox, "watched": watched,
             }  # fmt: skip
     finally:
         mailbox.controller.stop()
@@ -501,6 +513,31 @@ def test_missing_directory_is_a_clear_failure_retried_per_machine(served: dict[s
     )
     with client() as c:
         assert "AwaitingRetry" in [s.name for s in c.read_flow_run_states(run.id)]
+
+
+@pytest.mark.e2e
+def test_a_watch_machine_is_watched_from_the_moment_serve_starts(served: dict[str, Any]) -> None:
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    p, watched = served["p"], served["watched"]
+    with client() as c:
+        watch_deployment = c.read_deployment_by_name(f"watch-directory/{p}-w-watch")
+        assert watch_deployment.entrypoint == WATCH_ENTRYPOINT
+        only = DeploymentFilter(name=DeploymentFilterName(any_=[f"{p}-w-watch"]))
+        running = wait_for(
+            "the watch's flow run",
+            lambda: [r for r in c.read_flow_runs(deployment_filter=only) if r.state and r.state.is_running()],
+            log=served["log"],
+        )
+    assert len(running) == 1
+    qa_folder(watched, "RI.QA.Starshot_W.dcm")  # dropped in, nobody starts anything
+    wait_for(
+        "the watch's result",
+        lambda: (watched / ".linac-qa" / "ledger.sqlite").exists() and ledger_results(watched),
+        log=served["log"],
+    )
+    assert [f for f, _ in ledger_results(watched)] == ['["RI.QA.Starshot_W.dcm"]']
+    assert (watched / "RI.QA.Starshot_W_analysis.pdf").stat().st_size > 0
 
 
 @pytest.mark.e2e
