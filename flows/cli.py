@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return _dry_run(root, settings, args, out)
     from flows.process import process_directory
+    from linac_qa.dask_pool import DaskUnavailable
 
     with TerminalProgress(sys.stderr if args.json else out) as progress:
         try:
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         except DirectoryBusy as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_BUSY
+        except DaskUnavailable as exc:  # the configured cluster: nothing was analysed
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     if args.json:
         out.write(json.dumps(summary, ensure_ascii=False) + "\n")
     else:

@@ -175,6 +175,7 @@ class AnalysisPool:
         )
         self._lock = threading.Lock()
         self._scheduled: set[Future[Any]] = set()
+        self._used = False
         # pebble starts its workers at the first task: start them now, so that they import pylinac
         # while the run discovers and classifies (and a watch's first batch finds them ready).
         self._pool.schedule(_started)
@@ -182,15 +183,16 @@ class AnalysisPool:
     def submit(self, job: Job, on_done: OnDone) -> Future[JobOutcome]:
         promise: Future[JobOutcome] = Future()
         if stopping():
-            promise.cancel()
+            cancel(promise)
             return promise
         scheduled = self._pool.schedule(_run, args=(job.model_dump(mode="json"),), timeout=self.timeout)
         self._scheduled.add(scheduled)
+        self._used = True
 
         def finished(fut: Future[Any]) -> None:
             self._scheduled.discard(fut)
             if fut.cancelled():
-                promise.cancel()
+                cancel(promise)
                 return
             try:
                 outcome = JobOutcome.model_validate(fut.result())
@@ -216,6 +218,8 @@ class AnalysisPool:
         return sum(fut.cancel() for fut in list(self._scheduled) if not fut.running() and not fut.done())
 
     def close(self) -> None:
+        if not self._used:  # a run with nothing new: do not wait for the workers to finish starting
+            self._pool.stop()
         self._pool.close()
         self._pool.join()
 
@@ -241,6 +245,13 @@ def failed_outcome(job: Job, reason: str) -> JobOutcome:
         warnings=list(acq.warnings),
     )
     return JobOutcome(result=result, hashes={})
+
+
+def cancel(promise: Future[JobOutcome]) -> None:
+    promise.cancel()
+    # As an executor does: without it a cancelled future never counts as done for
+    # concurrent.futures.wait() and as_completed(), which would wait forever.
+    promise.set_running_or_notify_cancel()
 
 
 def default_workers(configured: int | None) -> int:

@@ -22,7 +22,7 @@ class RunSummary(BaseModel):
     started: dt.datetime
     finished: dt.datetime
     results: list[AnalysisResult] = Field(default_factory=list)
-    skipped: dict[str, int] = Field(default_factory=lambda: {r.value: 0 for r in SkipReason})
+    skipped: dict[str, int] = Field(default_factory=lambda: skipped_counts(Counter()))
     notifications: list[Notification] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)  # about the run itself, e.g. a source not found
 
@@ -41,4 +41,9 @@ class RunSummary(BaseModel):
 
 
 def skipped_counts(counter: Counter[str]) -> dict[str, int]:
-    return {r.value: int(counter.get(r.value, 0)) for r in SkipReason}
+    """The contract's keys always; `stopped` (a watch stopped before these began) only when it
+    happened, so that the document of an ordinary run keeps exactly the documented keys."""
+    counts = {r.value: int(counter.get(r.value, 0)) for r in SkipReason}
+    if not counts[SkipReason.STOPPED]:
+        del counts[SkipReason.STOPPED]
+    return counts

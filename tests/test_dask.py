@@ -1,0 +1,260 @@
+"""The optional Dask path (issue 7): analyses sent to an existing Dask cluster, here a `LocalCluster`
+of spawned worker processes on 127.0.0.1.
+
+The pool's own behaviour (errors, time limit, cancelling, an unreachable scheduler, a worker without
+linac_qa) is tested directly, without Prefect; the acceptance test runs the command line twice on
+copies of one corpus, once with local worker processes and once on the cluster, and compares."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+pytest.importorskip("distributed")
+
+from distributed import LocalCluster
+
+from linac_qa import dask_pool, synthetic
+from linac_qa.classify import classify_files
+from linac_qa.config import load_settings
+from linac_qa.dask_pool import DaskPool, DaskUnavailable
+from linac_qa.discovery import discover
+from linac_qa.grouping import group_context, plan
+from linac_qa.ledger import Ledger
+from linac_qa.runner import Job, JobOutcome
+from linac_qa.session import Run
+from tests.conftest import free_port, register_inputs, run_cli
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    os.environ.setdefault("MPLBACKEND", "Agg")  # inherited by the spawned workers
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as lc:
+        yield lc
+
+
+def starshot_jobs(tmp_path: Path, count: int = 1) -> list[Job]:
+    root = tmp_path / "qa"
+    for i in range(count):
+        synthetic.starshot(root / f"RI.QA.Starshot_{i}.dcm", wobble_mm=0.1, seed=i)
+    config = load_settings(text="general:\n  settle-seconds: 0\n")
+    run = Run(root, config, Ledger.open(root))
+    found = discover(root, config, {})
+    work = plan(
+        classify_files(root, [s.path for s in found.new], config), config, group_context(root, config)
+    )
+    return [run.job(acq) for acq in work.acquisitions]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Job, JobOutcome, str]] = []
+
+    def __call__(self, job: Job, outcome: JobOutcome) -> None:
+        self.calls.append((job, outcome, threading.current_thread().name))
+
+
+# --------------------------------------------------------------------------- the pool itself
+
+
+def test_an_unreachable_scheduler_fails_fast_naming_the_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dask_pool, "CONNECT_TIMEOUT_SECONDS", 2.0)
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(DaskUnavailable) as err:
+        DaskPool(address, 60)
+    assert time.monotonic() - started < 10
+    assert f"cannot reach the Dask scheduler at {address}" in str(err.value)
+    assert "dask-address" in str(err.value)
+
+
+def test_an_analysis_on_the_cluster_and_a_folder_the_workers_cannot_see(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    [job] = starshot_jobs(tmp_path)
+    unseen = job.model_copy(update={"directory": str(tmp_path / "not-mounted")})
+    done = Recorder()
+    with DaskPool(cluster.scheduler_address, 120) as pool:
+        futures = [pool.submit(job, done), pool.submit(unseen, done)]
+        good, bad = (f.result(timeout=120) for f in futures)
+    assert good.result.status == "passed", good.result.reason
+    assert good.hashes and all((Path(job.directory) / o).exists() for o in good.result.outputs)
+    assert bad.result.status == "error"
+    assert f"cannot see the folder {tmp_path / 'not-mounted'}" in bad.result.reason
+    assert "same path" in bad.result.reason
+    recorded = {j.directory: o for j, o, _ in done.calls}
+    assert len(done.calls) == 2 and recorded == {job.directory: good, unseen.directory: bad}
+
+
+def test_the_time_limit_makes_an_error_of_that_job_alone(cluster: LocalCluster, tmp_path: Path) -> None:
+    [job] = starshot_jobs(tmp_path)
+    done = Recorder()
+    with DaskPool(cluster.scheduler_address, 0.3) as pool:
+        outcome = pool.submit(job, done).result(timeout=60)
+    assert outcome.result.status == "error"
+    assert outcome.result.reason == "analysis stopped after the time limit of 0.3 s"
+    assert [o for _, o, _ in done.calls] == [outcome]
+
+
+def test_cancel_pending_cancels_only_what_has_not_started(cluster: LocalCluster, tmp_path: Path) -> None:
+    jobs = starshot_jobs(tmp_path, count=6)
+    done = Recorder()
+    with DaskPool(cluster.scheduler_address, 120) as pool:
+        promises = [pool.submit(job, done) for job in jobs]
+        deadline = time.monotonic() + 60
+        while not any(e.started for e in list(pool._entries.values())) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until a worker has begun one
+        cancelled = pool.cancel_pending()
+        assert not wait(promises, timeout=120).not_done
+    assert 3 <= cancelled <= 5  # two workers, one thread each: most had not started, one had
+    assert sum(p.cancelled() for p in promises) == cancelled
+    assert len(done.calls) == len(jobs) - cancelled  # on_done never ran for a cancelled job
+    assert all(p.result().result.status == "passed" for p in promises if not p.cancelled())
+
+
+def test_a_worker_without_linac_qa_is_an_error_not_a_dead_worker(tmp_path: Path) -> None:
+    """The task is shipped by value: a worker that cannot import linac_qa runs it and says so (a task
+    pickled by reference would fail while being unpickled, which kills the worker)."""
+    [job] = starshot_jobs(tmp_path)
+    blocker = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'linac_qa':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from distributed.cli.dask_worker import main\n"
+        "sys.argv = ['dask-worker', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    with LocalCluster(n_workers=0, processes=True, host="127.0.0.1", dashboard_address=":0") as lc:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                blocker,
+                lc.scheduler_address,
+                "--no-nanny",
+                "--nthreads",
+                "1",
+                "--no-dashboard",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            with DaskPool(lc.scheduler_address, 60) as pool:
+                pool._client.wait_for_workers(1, timeout=30)
+                outcome = pool.submit(job, Recorder()).result(timeout=60)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+    assert outcome.result.status == "error"
+    assert "cannot import linac_qa" in outcome.result.reason
+    assert "install linac-qa-flows" in outcome.result.reason
+
+
+def test_a_cluster_without_workers_makes_errors_instead_of_a_run_that_hangs(tmp_path: Path) -> None:
+    [job] = starshot_jobs(tmp_path)
+    done = Recorder()
+    with (
+        LocalCluster(n_workers=0, processes=True, host="127.0.0.1", dashboard_address=":0") as lc,
+        DaskPool(lc.scheduler_address, 0.5, stall_margin=0.5) as pool,
+    ):
+        outcome = pool.submit(job, done).result(timeout=30)
+    assert outcome.result.status == "error"
+    assert outcome.result.reason.startswith(f"no Dask worker at {lc.scheduler_address} started this analysis")
+    assert [o for _, o, _ in done.calls] == [outcome]
+
+
+def test_a_killed_worker_reads_as_such() -> None:
+    from distributed import KilledWorker
+
+    exc = KilledWorker("linac-qa-starshot-1", SimpleNamespace(address="tcp://10.0.0.7:40000"), 3)
+    reason = dask_pool._reason(exc)
+    assert reason.startswith("Dask workers died during the analysis (4 attempts, the last on tcp://10.0.0.7")
+
+
+# --------------------------------------------------------------------------- acceptance
+
+
+def build_corpus(root: Path) -> None:
+    """A small corpus that still has every kind of verdict: images that pass and fail, a zipped
+    Winston-Lutz session (extracted in the run's scratch folder, on the shared folder), an error
+    decided in the worker, one decided before it, and a file that is not QA. (The whole demo drop,
+    `python -m linac_qa.demo`, gives the same verdicts both ways too, but takes over a minute a run.)"""
+    s = synthetic
+    s.starshot(root / "RI.QA.Starshot_TrueBeam1_A.dcm", wobble_mm=0.1)
+    s.starshot(root / "RI.QA.Starshot_TrueBeam1_B.dcm", wobble_mm=0.9, seed=1)
+    s.light_rad(root / "RI.QA.LightRad_FC2_TrueBeam1_10x10_A.dcm", offset_mm=(0.4, -0.3))
+    s.light_rad(root / "RI.QA.LightRad_FC2_TrueBeam1_10x10_B.dcm", offset_mm=(2.5, -3.0), seed=1)
+    s.winston_lutz_zip(
+        root / "WL_TrueBeam1_B.zip", s.WinstonLutzSession(offset_mm=(1.5, 0.5, 0.3), imager="AS500", seed=1)
+    )
+    wl = s.winston_lutz_set(root / "wl", s.WinstonLutzSession(imager="AS500", seed=2))
+    shutil.move(wl[0], root / "RI.QA.PF_TrueBeam1_misnamed.dcm")  # a WL image named like a picket fence
+    shutil.rmtree(root / "wl")
+    s.zero_bytes(root / "RI.QA.Starshot_empty.dcm")
+    s.png_image(root / "team photo.png")
+
+
+def verdicts(summary: dict[str, Any]) -> dict[tuple[str, ...], tuple[str | None, str, str]]:
+    return {tuple(r["files"]): (r["analysis"], r["status"], r["reason"]) for r in summary["results"]}
+
+
+@pytest.mark.e2e
+def test_the_dask_path_gives_the_same_verdicts_as_the_local_one(
+    cluster: LocalCluster, prefect_api: str, tmp_path: Path
+) -> None:
+    local, remote = tmp_path / "local" / "QA", tmp_path / "dask" / "QA"
+    build_corpus(local)
+    shutil.copytree(local, remote)
+    register_inputs(local)
+    register_inputs(remote)
+    plain = tmp_path / "local.yml"
+    plain.write_text("general:\n  settle-seconds: 0\n", encoding="utf-8")
+    on_dask = tmp_path / "dask.yml"
+    on_dask.write_text(
+        f"general:\n  settle-seconds: 0\n  executor:\n    dask-address: {cluster.scheduler_address}\n",
+        encoding="utf-8",
+    )
+
+    # Both at once: each spends much of its time starting up and talking to Prefect.
+    started = time.monotonic()
+    with ThreadPoolExecutor(2) as both:
+        runs = [
+            both.submit(run_cli, local, "--config", plain, "--json", api=prefect_api),
+            both.submit(run_cli, remote, "--config", on_dask, "--json", api=prefect_api),
+        ]
+        first, second = (r.result() for r in runs)
+    print(f"TIMING both {time.monotonic() - started:.1f} s")
+
+    assert first.code == 1, first.stderr[-3000:]  # QA failures present, the run itself fine
+    assert second.code == 1, second.stderr[-3000:]
+    ours, theirs = verdicts(first.summary), verdicts(second.summary)
+    print(f"\n{'files':<48} {'analysis':<15} {'local':<8} {'dask':<8} reason")
+    for files in sorted(ours):
+        print(f"{files[0][:48]:<48} {ours[files][0] or '-':<15} {ours[files][1]:<8} "
+              f"{theirs.get(files, (None, '?'))[1]:<8} {ours[files][2][:70]}")  # fmt: skip
+    assert theirs == ours
+    statuses = {status for _, status, _ in ours.values()}
+    assert statuses == {"passed", "failed", "error", "ignored"}
+    for root, summary in ((local, first.summary), (remote, second.summary)):
+        for r in summary["results"]:
+            if r["status"] in ("passed", "failed"):
+                assert sorted(Path(o).suffix for o in r["outputs"]) == [".json", ".pdf", ".png", ".txt"]
+                assert all((root / o).stat().st_size > 0 for o in r["outputs"]), r
