@@ -10,6 +10,7 @@ import stat
 import zipfile
 import zlib
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from pydicom.errors import InvalidDicomError
@@ -17,7 +18,7 @@ from pydicom.errors import InvalidDicomError
 from linac_qa.analyses import REGISTRY
 from linac_qa.config import Settings
 from linac_qa.headers import PREAMBLE, looks_like_dicom, read_header
-from linac_qa.keywords import best_match
+from linac_qa.keywords import best_match, normalise
 from linac_qa.model import ClassifiedFile, DicomHeader, Status
 from linac_qa.zipsafe import ZipLimits, ZipRefused, check_archive, file_members
 
@@ -223,9 +224,19 @@ def _symlink_reason(directory: Path, path: Path) -> str:
 
 
 def _match(settings: Settings, texts: list[str]) -> tuple[str, str] | None:
-    stems = [PurePosixPath(t).stem if "." in t else t for t in texts]
-    candidates = [(s, k) for s in settings.enabled_sections() for k in settings.section(s).keywords]
-    return best_match(stems, candidates)
+    """`best_match` over the texts, one text at a time: the best candidate over several texts is the
+    best of each text's best, and a text's best is remembered, so the labels that a whole CT series
+    or session shares are matched once, not once per file."""
+    candidates = tuple((s, k) for s in settings.enabled_sections() for k in settings.section(s).keywords)
+    found = {_best_for_text(PurePosixPath(t).stem if "." in t else t, candidates) for t in texts}
+    # best_match's own rule: the longest keyword, then the earliest in config order (max keeps the first).
+    ranked = [c for c in candidates if c in found]
+    return max(ranked, key=lambda c: len(normalise(c[1]))) if ranked else None
+
+
+@lru_cache(maxsize=16384)
+def _best_for_text(text: str, candidates: tuple[tuple[str, str], ...]) -> tuple[str, str] | None:
+    return best_match([text], candidates)
 
 
 def _verdict(

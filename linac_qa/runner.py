@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from linac_qa import versions
 from linac_qa.analyses import REGISTRY
-from linac_qa.analyses.base import AnalysisType, Inputs, Verdict
+from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, close_figures
 from linac_qa.faults import checkpoint, stall
 from linac_qa.hashing import sha256_file
 from linac_qa.model import Acquisition, AnalysisResult, Status
@@ -89,7 +89,7 @@ def run_job(job: Job) -> JobOutcome:
         result.status = Status.ERROR
         result.reason = brief_error(exc)
     finally:
-        _close_figures()
+        close_figures()
     result.seconds = round(time.perf_counter() - started, 2)
     return JobOutcome(result=result, hashes=hashes)
 
@@ -147,17 +147,18 @@ def _write_outputs(
     history = (lambda: keep_previous(finals, directory, job.run_stamp)) if job.keep_history else None
     provenance = _provenance(job, hashes)
     with staged_outputs(finals, before_commit=history) as tmp:
-        analysis.save_image(analysed, tmp[paths[".png"]])
-        _close_figures()
+        analysis.write_report(
+            analysed,
+            tmp[paths[".pdf"]],
+            tmp[paths[".png"]],
+            metadata=_pdf_metadata(job, provenance),
+            notes=_pdf_notes(verdict),
+        )
         tmp[paths[".txt"]].write_text(analysis.results_text(analysed), encoding="utf-8")
         checkpoint("outputs", in_worker=True)
         document = _document(job, analysis.model_name(acq, settings), verdict, provenance)
         document["pylinac"] = analysis.results_json(analysed)
         tmp[paths[".json"]].write_text(json.dumps(document, indent=1, default=str), encoding="utf-8")
-        analysed.publish_pdf(
-            str(tmp[paths[".pdf"]]), metadata=_pdf_metadata(job, provenance), notes=_pdf_notes(verdict)
-        )
-        _close_figures()
     return [paths[".pdf"], paths[".png"], paths[".txt"], paths[".json"]]
 
 
@@ -223,9 +224,3 @@ def _shorten(text: str, limit: int) -> str:
 def brief_error(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
-
-
-def _close_figures() -> None:
-    import matplotlib.pyplot as plt
-
-    plt.close("all")

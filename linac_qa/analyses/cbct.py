@@ -7,6 +7,7 @@ on the criteria below; the other models on pylinac's own pass flags.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any, Literal
@@ -14,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field
 from pylinac import ACRCT, ACRMRILarge, CatPhan503, CatPhan504, CatPhan600, CatPhan604, CatPhan700, QuartDVT
 
-from linac_qa.analyses.base import AnalysisType, Grouping, Inputs, Verdict
+from linac_qa.analyses.base import AnalysisType, Grouping, Inputs, Verdict, results_data
 from linac_qa.criteria import Flag, Limit, judge
 from linac_qa.keywords import best_match
 from linac_qa.model import Acquisition, ClassifiedFile, Metric, Status
@@ -91,8 +92,8 @@ class CBCTAnalysis(AnalysisType):
     def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
         assert isinstance(settings, CBCTSettings)
         if self.model_name(acq, settings).startswith("CatPhan"):
-            return _judge_catphan(analysed.results_data(), settings.criteria)
-        return _judge_by_pylinac_flags(analysed.results_data(as_dict=True))
+            return _judge_catphan(results_data(analysed), settings.criteria)
+        return _judge_by_pylinac_flags(json.loads(results_data(analysed).model_dump_json()))
 
 
 def _judge_catphan(r: Any, c: CTCriteria) -> Verdict:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 from pylinac import FieldAnalysis
 
-from linac_qa.analyses.base import AnalysisType, Inputs, Verdict
+from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, results_data
 from linac_qa.criteria import Limit, judge
 from linac_qa.keywords import any_match
 from linac_qa.model import Acquisition, ClassifiedFile
@@ -47,7 +47,7 @@ class FieldAnalysisType(AnalysisType):
 
     def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
         assert isinstance(settings, FieldAnalysisSettings)
-        p = analysed.results_data().protocol_results
+        p = results_data(analysed).protocol_results
         tol = settings.tolerances
         sym = max(abs(p["symmetry_horizontal"]), abs(p["symmetry_vertical"]))
         flat = max(abs(p["flatness_horizontal"]), abs(p["flatness_vertical"]))

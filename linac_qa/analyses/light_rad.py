@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 from pylinac import SNCFSQA, DoselabRLf, IsoAlign, StandardImagingFC2
 
-from linac_qa.analyses.base import AnalysisType, Inputs, Verdict
+from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, results_data
 from linac_qa.criteria import Limit, judge
 from linac_qa.keywords import nominal_field_mm
 from linac_qa.model import Acquisition, ClassifiedFile
@@ -50,7 +50,7 @@ class LightRadAnalysis(AnalysisType):
 
     def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
         assert isinstance(settings, LightRadSettings)
-        r = analysed.results_data()
+        r = results_data(analysed)
         tol = settings.tolerances
         limits = [
             Limit("field-BB offset X", abs(r.field_bb_offset_x_mm), tol.field_bb_offset_mm),

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 from pylinac import PicketFence
 from pylinac.picketfence import MLC
 
-from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, enum_member
+from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, enum_member, results_data
 from linac_qa.criteria import Limit, judge
 from linac_qa.model import Acquisition, Status
 from linac_qa.sections import AnalysisSettings
@@ -33,13 +33,15 @@ class PicketFenceAnalysis(AnalysisType):
     section = "picket-fence"
     settings_model = PicketFenceSettings
     pylinac_classes = (PicketFence,)
+    # The report's picture: the analysed image with its leaf-error subplot.
+    report_image_method = "save_analyzed_image"
 
     def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
         assert isinstance(settings, PicketFenceSettings)
         return PicketFence(str(inputs.single), mlc=enum_member(MLC, settings.mlc))
 
     def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
-        r = analysed.results_data()
+        r = results_data(analysed)
         metrics = {
             "max_error_mm": round(r.max_error_mm, 3),
             "tolerance_mm": r.tolerance_mm,

@@ -25,7 +25,7 @@ from pylinac import (
     StandardImagingQCkV,
 )
 
-from linac_qa.analyses.base import AnalysisType, Inputs, Verdict
+from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, results_data
 from linac_qa.criteria import Limit, judge
 from linac_qa.keywords import best_match
 from linac_qa.model import Acquisition, ClassifiedFile, Metric
@@ -124,7 +124,7 @@ class PlanarImagingAnalysis(AnalysisType):
 
     def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
         assert isinstance(settings, PlanarImagingSettings)
-        r = analysed.results_data()
+        r = results_data(analysed)
         c = settings.criteria
         mtf50 = (r.mtf_lp_mm or {}).get(50) if isinstance(r.mtf_lp_mm, dict) else None
         measured: list[tuple[str, float | None, float | None, str, int]] = [

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 from pylinac import Starshot
 
-from linac_qa.analyses.base import AnalysisType, Inputs, Verdict
+from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, results_data
 from linac_qa.criteria import Limit, judge
 from linac_qa.model import Acquisition, ClassifiedFile
 from linac_qa.sections import AnalysisSettings
@@ -34,7 +34,7 @@ class StarshotAnalysis(AnalysisType):
         return Starshot(str(inputs.single), **extra)
 
     def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
-        r = analysed.results_data()
+        r = results_data(analysed)
         status, reason = judge(
             [Limit("wobble diameter", r.circle_diameter_mm, r.tolerance_mm, ok=r.passed)],
             ["film: SID taken as film-sid-mm"] if acq.variant.get("film") else [],

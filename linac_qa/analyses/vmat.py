@@ -12,7 +12,15 @@ from pydantic import Field
 from pylinac import DRGS, DRMLC
 from pylinac.vmat import DRCS
 
-from linac_qa.analyses.base import AnalysisType, GroupContext, Grouped, Grouping, Inputs, Verdict
+from linac_qa.analyses.base import (
+    AnalysisType,
+    GroupContext,
+    Grouped,
+    Grouping,
+    Inputs,
+    Verdict,
+    results_data,
+)
 from linac_qa.criteria import Limit, judge
 from linac_qa.keywords import best_match
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Status
@@ -85,7 +93,7 @@ class VMATAnalysis(AnalysisType):
         return self.pylinac_class(acq, settings)(image_paths=[str(p) for p in inputs.paths])
 
     def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
-        r = analysed.results_data()
+        r = results_data(analysed)
         status, reason = judge(
             [
                 Limit(

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field
 from pylinac import WinstonLutz
 
-from linac_qa.analyses.base import AnalysisType, Grouping, Inputs, Verdict
+from linac_qa.analyses.base import AnalysisType, Grouping, Inputs, Verdict, results_data
 from linac_qa.criteria import Limit, judge
 from linac_qa.model import Acquisition
 from linac_qa.sections import AnalysisSettings, Section
@@ -36,6 +36,8 @@ class WinstonLutzAnalysis(AnalysisType):
     grouping = Grouping.SESSION
     accepts_images = False  # the gantry, collimator and couch angles come from the DICOM header
     pylinac_classes = (WinstonLutz,)
+    # The report's picture: the summary of every image and the isocentre plots.
+    report_image_method = "save_summary"
 
     def session_window(self, settings: AnalysisSettings) -> dt.timedelta:
         assert isinstance(settings, WinstonLutzSettings)
@@ -53,7 +55,7 @@ class WinstonLutzAnalysis(AnalysisType):
 
     def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
         assert isinstance(settings, WinstonLutzSettings)
-        r = analysed.results_data()
+        r = results_data(analysed)
         tol = settings.tolerances
         limits = [Limit("max CAX-BB", r.max_2d_cax_to_bb_mm, tol.max_cax_bb_distance_mm)]
         notes = []
