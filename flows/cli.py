@@ -57,24 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     if loaded is None:
         return EXIT_USAGE
     settings, root = loaded
-    from linac_qa.session import DirectoryBusy
-
     if args.dry_run:
         return _dry_run(root, settings, args, out)
     from flows.process import process_directory
-    from linac_qa.dask_pool import DaskUnavailable
 
     with TerminalProgress(sys.stderr if args.json else out) as progress:
         try:
             summary = cast(
                 dict[str, Any], process_directory(str(root), args.config, args.force, listener=progress)
             )
-        except DirectoryBusy as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_BUSY
-        except DaskUnavailable as exc:  # the configured cluster: nothing was analysed
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+        except _refusals() as exc:
+            return _refused(exc)
     if args.json:
         out.write(json.dumps(summary, ensure_ascii=False) + "\n")
     else:
@@ -86,19 +79,31 @@ def main(argv: list[str] | None = None) -> int:
 def watch_main(argv: list[str] | None = None) -> int:
     args = watch_parser().parse_args(argv)
     out = _claim_stdout()
-    loaded = _load(args)
-    if loaded is None:
+    if (loaded := _load(args)) is None:
         return EXIT_USAGE
-    _, root = loaded
     from flows.watch import watch_directory
-    from linac_qa.session import DirectoryBusy
 
     try:
-        watch_directory(str(root), args.config, listener=TerminalProgress(out))
-    except DirectoryBusy as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BUSY
+        watch_directory(str(loaded[1]), args.config, listener=TerminalProgress(out))
+    except _refusals() as exc:
+        return _refused(exc)
     return EXIT_OK
+
+
+def _refusals() -> tuple[type[Exception], ...]:
+    """What ends a run before it analyses anything: another run holds DIR (exit 3), or the Dask
+    cluster of the config cannot be reached (exit 2). Evaluated only when an exception is raised."""
+    from linac_qa.dask_pool import DaskUnavailable
+    from linac_qa.session import DirectoryBusy
+
+    return DirectoryBusy, DaskUnavailable
+
+
+def _refused(exc: Exception) -> int:
+    from linac_qa.session import DirectoryBusy
+
+    print(f"error: {exc}", file=sys.stderr)
+    return EXIT_BUSY if isinstance(exc, DirectoryBusy) else EXIT_USAGE
 
 
 def _load(args: argparse.Namespace) -> tuple[Settings, Path] | None:
