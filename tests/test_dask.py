@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -26,15 +25,9 @@ pytest.importorskip("distributed")
 from distributed import LocalCluster
 
 from linac_qa import dask_pool, synthetic
-from linac_qa.classify import classify_files
-from linac_qa.config import load_settings
 from linac_qa.dask_pool import DaskPool, DaskUnavailable
-from linac_qa.discovery import discover
-from linac_qa.grouping import group_context, plan
-from linac_qa.ledger import Ledger
-from linac_qa.runner import Job, JobOutcome
-from linac_qa.session import Run
 from tests.conftest import free_port, register_inputs, run_cli
+from tests.jobs import Recorder, starshot_jobs
 
 
 @pytest.fixture(scope="module")
@@ -44,27 +37,6 @@ def cluster() -> Iterator[LocalCluster]:
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
     ) as lc:
         yield lc
-
-
-def starshot_jobs(tmp_path: Path, count: int = 1) -> list[Job]:
-    root = tmp_path / "qa"
-    for i in range(count):
-        synthetic.starshot(root / f"RI.QA.Starshot_{i}.dcm", wobble_mm=0.1, seed=i)
-    config = load_settings(text="general:\n  settle-seconds: 0\n")
-    run = Run(root, config, Ledger.open(root))
-    found = discover(root, config, {})
-    work = plan(
-        classify_files(root, [s.path for s in found.new], config), config, group_context(root, config)
-    )
-    return [run.job(acq) for acq in work.acquisitions]
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[Job, JobOutcome, str]] = []
-
-    def __call__(self, job: Job, outcome: JobOutcome) -> None:
-        self.calls.append((job, outcome, threading.current_thread().name))
 
 
 # --------------------------------------------------------------------------- the pool itself

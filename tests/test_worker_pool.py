@@ -1,0 +1,53 @@
+"""The local worker pool on its own (no Prefect): a hung analysis meets its time limit and the next
+one still runs; a stop cancels only what has not started."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import CancelledError
+from pathlib import Path
+
+import pytest
+
+from linac_qa.executor import AnalysisPool
+from linac_qa.faults import STALL_ON
+from tests.jobs import Recorder, starshot_jobs
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_hung_analysis_is_an_error_after_its_time_limit_and_the_next_one_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(STALL_ON, "Starshot_0")  # the fault: this acquisition's analysis hangs
+    jobs = starshot_jobs(tmp_path, 2)
+    done = Recorder()
+    with AnalysisPool(workers=1, timeout_seconds=8) as pool:
+        hung, after = (pool.submit(job, done) for job in jobs)
+        stopped, analysed = hung.result(timeout=120), after.result(timeout=120)
+    assert stopped.result.status == "error"
+    assert stopped.result.reason == "analysis stopped after the time limit of 8 s"
+    assert analysed.result.status == "passed", analysed.result.reason
+    assert sorted(o.result.status for _, o, _ in done.calls) == ["error", "passed"]
+
+
+def test_cancelling_the_waiting_jobs_leaves_the_running_one_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(STALL_ON, "Starshot_0")
+    jobs = starshot_jobs(tmp_path, 3)
+    done = Recorder()
+    with AnalysisPool(workers=1, timeout_seconds=15) as pool:
+        running, *waiting = (pool.submit(job, done) for job in jobs)
+        deadline = time.monotonic() + 60
+        while not any(f.running() for f in pool._scheduled):  # until the hung one has begun
+            assert time.monotonic() < deadline, "the worker never started"
+            time.sleep(0.1)
+        assert pool.cancel_pending() == 2
+        outcome = running.result(timeout=120)
+    for future in waiting:
+        assert future.cancelled()
+        with pytest.raises(CancelledError):
+            future.result()
+    assert outcome.result.status == "error"  # it ran on, to its time limit
+    assert [j.acquisition.name for j, _, _ in done.calls] == ["RI.QA.Starshot_0.dcm"]
