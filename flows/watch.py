@@ -1,7 +1,8 @@
 """`watch-directory`: the long-running watch. Copies new files from the sources, waits until they
 have settled, and analyses each batch as a `process-directory` run (a subflow: one run per batch in
-the UI). Ctrl-C (or SIGTERM, which Prefect sends to cancel a run) stops it after the analyses in
-progress; a second Ctrl-C stops it at once.
+the UI). Ctrl-C stops it after the analyses in progress; a second Ctrl-C stops it at once. SIGTERM
+(a cancel from the UI, `systemctl stop`) is Prefect's: the run ends at once, and what was in progress
+is analysed by the next run (outputs are renamed into place only when whole).
 
     python -m flows.watch DIR [--config FILE]
 """
@@ -68,7 +69,6 @@ def _stop_on_signals() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     signal.signal(signal.SIGINT, first)
-    signal.signal(signal.SIGTERM, first)
 
 
 if __name__ == "__main__":

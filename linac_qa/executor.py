@@ -50,9 +50,12 @@ def request_stop() -> int:
 
 def _init_worker() -> None:
     _exit_with_parent(os.getppid())
-    # Ctrl-C on a terminal reaches every process of its group: the run decides what stops, and a
-    # worker interrupted mid-analysis would turn a good acquisition into an error.
+    # Ctrl-C on a terminal, and SIGTERM from systemd or a container stopping, reach every process
+    # of the group: the run decides what stops (a watch lets the analyses in progress finish), and a
+    # worker killed mid-analysis would turn a good acquisition into an error. pebble still stops a
+    # worker (a time limit) with SIGKILL after its SIGTERM goes unheeded.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # pylinac prints to stdout; the summary owns stdout, so the worker's goes to stderr.
     os.dup2(2, 1)
     os.environ.setdefault("MPLBACKEND", "Agg")

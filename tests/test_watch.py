@@ -75,6 +75,7 @@ class Watch:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a process group of its own, as a terminal's job is
         )
         self.seen: dict[str, float] = {}  # first file of a result -> when the test saw it recorded
         wait_for(lambda: b"Ctrl-C stops" in self.log.read_bytes(), 90, self)
@@ -100,8 +101,9 @@ class Watch:
         return [p for p in psutil.Process(self.proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
 
     def stop(self, timeout: float = 120) -> int:
+        """Ctrl-C as a terminal sends it: to every process of the group, the workers included."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            os.killpg(self.proc.pid, signal.SIGINT)
         try:
             return self.proc.wait(timeout=timeout)
         finally:
@@ -109,7 +111,7 @@ class Watch:
 
     def kill(self) -> None:
         if self.proc.poll() is None:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         self._log.close()
 
