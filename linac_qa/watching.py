@@ -55,7 +55,8 @@ def pending_work(directory: Path, settings: Settings, now: float | None = None) 
         sources = scan_sources(directory, settings, ledger, now=now)
     finally:
         ledger.close()
-    ready = {(s.path, s.size, s.mtime_ns) for s in found.new}
+    # A touched but identical file is hashed by every look until a batch records its new mtime.
+    ready = {(s.path, s.size, s.mtime_ns) for s in [*found.new, *found.changed_but_identical]}
     ready |= {
         (c.destination.relative_to(directory).as_posix(), c.stamp.size, c.stamp.mtime_ns)
         for c in sources.ready
@@ -114,10 +115,6 @@ class Wakeup:
             self._observer = observer
         except Exception as exc:  # e.g. the inotify watch limit: polling alone still works
             log.warning("file-system events unavailable (%s); polling only", exc)
-
-    @property
-    def events(self) -> bool:
-        return self._observer is not None
 
     def wait(self, timeout: float, stop: threading.Event) -> None:
         deadline = time.monotonic() + timeout
