@@ -197,6 +197,7 @@ def test_files_from_a_source_are_copied_and_analysed_once_and_promptly(
     for rel, done in complete_at.items():
         latency = watch.seen[rel] - done
         allowed = SETTLE + 2 * POLL + seconds[rel]["seconds"] + 1.0  # +1 s: the test polls the ledger
+        print(f"{rel}: recorded {latency:.1f} s after it was complete; allowed {allowed:.1f} s")
         assert latency <= allowed, (
             f"{rel}: recorded {latency:.1f} s after it was complete (allowed {allowed:.1f} s)"
         )
