@@ -24,7 +24,8 @@ from deployments.generate import prefect_yaml
 from deployments.machines import ENTRYPOINT, WATCH_ENTRYPOINT, load_machines, parse_machines
 from linac_qa import synthetic
 from linac_qa.config import ConfigError, load_settings
-from tests.conftest import ROOT, free_port, register_inputs
+from tests.conftest import ROOT, register_inputs
+from tests.mailbox import Mailbox
 
 EXAMPLE = ROOT / "deployments" / "machines.yml"
 
@@ -264,32 +265,6 @@ def quick_config(path: Path, unit: str, email_block: str | None = None) -> Path:
     return path
 
 
-class Mailbox:
-    """An SMTP server on 127.0.0.1 (aiosmtpd) that keeps every message it is given."""
-
-    def __init__(self) -> None:
-        from aiosmtpd.controller import Controller
-
-        self.messages: list[bytes] = []
-        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope.original_content or envelope.content)
-        return "250 OK"
-
-    def mentioning(self, text: str) -> int:
-        """How many messages name `text` in their decoded text or HTML body."""
-        from email import policy
-        from email.parser import BytesParser
-
-        bodies = []
-        for raw in self.messages:
-            message = BytesParser(policy=policy.default).parsebytes(raw)
-            parts = [p for p in message.walk() if p.get_content_maintype() == "text"]
-            bodies.append("\n".join(str(p.get_content()) for p in parts))
-        return sum(text in body for body in bodies)
-
-
 def wait_for(what: str, check: Any, timeout: float = 90, log: Path | None = None) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -392,7 +367,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterat
     qa_folder(tb, "RI.QA.Starshot_A.dcm", "RI.QA.Starshot_B.dcm")
     qa_folder(blk, "RI.QA.Starshot_C.dcm")
     mailbox = Mailbox()
-    port = str(mailbox.controller.port)
+    port = str(mailbox.port)
     setup = blocks_setup(
         "email", "--name", f"{p}-relay", "--server", "127.0.0.1", "--port", port, "--security", "none"
     )
@@ -413,7 +388,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterat
     (tmp / "machines.yml").write_text(yaml.safe_dump(machines, sort_keys=False), encoding="utf-8")
     log = tmp / "serve.log"
     cmd = [sys.executable, "-m", "deployments.serve", "--machines", str(tmp / "machines.yml")]
-    mailbox.controller.start()
+    mailbox.start()
     try:
         with background(cmd, log, {"PREFECT_RUNNER_POLL_FREQUENCY": "1"}) as proc:
             names = [m["name"] for m in machines["machines"]]
@@ -425,7 +400,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterat
                 "mailbox": mailbox, "watched": watched,
             }  # fmt: skip
     finally:
-        mailbox.controller.stop()
+        mailbox.stop()
 
 
 @pytest.mark.e2e
@@ -460,7 +435,7 @@ def test_stored_schedules_are_the_configured_crons_in_their_time_zones(served: d
 def test_back_to_back_runs_queue_and_analyse_each_acquisition_once(served: dict[str, Any]) -> None:
     p, tb, mail = served["p"], served["tb"], served["mailbox"]
     qa_folder(tb, "RI.QA.Starshot_D.dcm", "RI.QA.Starshot_E.dcm")
-    sent_before = len(mail.messages)
+    sent_before = len(mail.received)
     for name in ("a", "b"):
         cli = run_deployment(f"{p}-tb-nightly", f"{p}-{name}", watch=False)
         assert cli.returncode == 0, cli.stdout + cli.stderr
@@ -476,7 +451,7 @@ def test_back_to_back_runs_queue_and_analyse_each_acquisition_once(served: dict[
     assert len(files) == len(set(files)) == 4  # A and B (first test), D and E: each exactly once
     assert not (tb / ".linac-qa" / "history").exists()  # nothing was re-analysed
     # One digest, from the run that analysed D and E; the second run had nothing to tell.
-    assert len(mail.messages) == sent_before + 1
+    assert len(mail.received) == sent_before + 1
     assert mail.mentioning("RI.QA.Starshot_D.dcm") == mail.mentioning("RI.QA.Starshot_E.dcm") == 1
     assert mail.mentioning("RI.QA.Starshot_A.dcm") == 1  # the first test's digest, not sent again
 

@@ -18,7 +18,6 @@ import sys
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -26,8 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from linac_qa import synthetic
 from linac_qa.config import ConfigError, load_settings
@@ -39,6 +36,7 @@ from linac_qa.notify.send import MailError, Server, deliver_pending, describe_er
 from linac_qa.notify.settings import EmailSettings
 from linac_qa.summary import RunSummary
 from tests.conftest import ROOT, free_port, register_inputs, run_cli
+from tests.mailbox import Mailbox, running
 
 SENDER = "Linac QA <qa-robot@clinic.test>"
 RECIPIENTS = ["physics@clinic.test", "Dr. Größe <grosse@clinic.test>"]
@@ -51,63 +49,10 @@ SUBJECT = "{unit} QA: {failed} failed, {errors} errors, {passed} passed, {ignore
 # --------------------------------------------------------------------------- a real SMTP server
 
 
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    message: EmailMessage
-
-
-class Mailbox(Controller):
-    """aiosmtpd on 127.0.0.1: keeps every message and counts every connection."""
-
-    def __init__(self, port: int | None = None, password: str | None = None):
-        self.received: list[Received] = []
-        self.connections = 0
-        auth: dict[str, Any] = {}
-        if password is not None:  # AUTH over plain loopback: auth_require_tls=False
-            auth = {"authenticator": _only(password), "auth_required": True, "auth_require_tls": False}
-        super().__init__(_Keep(self.received), hostname="127.0.0.1", port=port or free_port(), **auth)
-
-    def start(self) -> None:
-        super().start()
-        self.connections = 0  # start() connects once to check the server is up
-
-    def factory(self) -> SMTP:  # called once per connection
-        self.connections += 1
-        return super().factory()
-
-
-class _Keep:
-    def __init__(self, received: list[Received]):
-        self.received = received
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = envelope.original_content or b""
-        message = BytesParser(policy=policy.default).parsebytes(raw)
-        assert isinstance(message, EmailMessage)
-        self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), message))
-        return "250 OK"
-
-
-def _only(password: str) -> Any:
-    def authenticator(
-        server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
-    ) -> AuthResult:
-        ok = isinstance(data, LoginPassword) and data.login == b"qa" and data.password == password.encode()
-        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
-
-    return authenticator
-
-
 @pytest.fixture
 def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.start()
-    try:
+    with running(Mailbox()) as box:
         yield box
-    finally:
-        box.stop()
 
 
 def smtp_to(box_port: int) -> Server:
@@ -428,12 +373,8 @@ def fresh_copy(template: Path, tmp_path: Path, name: str, *, picket_fence: bool 
 
 @pytest.fixture(scope="module")
 def main_box() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.start()
-    try:
+    with running(Mailbox()) as box:
         yield box
-    finally:
-        box.stop()
 
 
 @pytest.fixture(scope="module")
