@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--trials", type=int, default=1)
     p.add_argument("--workdir", type=Path)
     p.add_argument("--api", metavar="URL", help="PREFECT_API_URL (default: a temporary server per run)")
+    p.add_argument("--repo", type=Path, default=REPO, help="checkout to run (default: this one), to compare")
     args = p.parse_args(argv)
     args.signals = [getattr(signal, f"SIG{s.strip().upper()}") for s in args.signals.split(",") if s.strip()]
     args.to = [t.strip() for t in args.to.split(",") if t.strip()]
@@ -72,7 +74,7 @@ def say(text: str) -> None:
 def build_corpus(folder: Path, n: int) -> None:
     from linac_qa import synthetic
 
-    makers = [
+    makers: list[tuple[str, Callable[..., Path]]] = [
         ("RI.QA.Starshot_{i:03d}.dcm", synthetic.starshot),
         ("RI.QA.PF_{i:03d}.dcm", synthetic.picket_fence),
         ("RI.QA.Open_Field_6X_{i:03d}.dcm", synthetic.open_field),
@@ -82,13 +84,13 @@ def build_corpus(folder: Path, n: int) -> None:
         make(folder / name.format(i=i), seed=i)
 
 
-def run_env(workdir: Path, api: str | None) -> dict[str, str]:
+def run_env(workdir: Path, api: str | None, repo: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PREFECT_API_URL", None)
     if api:
         env["PREFECT_API_URL"] = api
     env["PREFECT_HOME"] = str(workdir / "prefect-home")
-    env["PYTHONPATH"] = str(REPO)
+    env["PYTHONPATH"] = str(repo)
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     return env
 
@@ -133,6 +135,7 @@ def role(p: psutil.Process, root: int) -> str:
 def trial(
     corpus: Path, workdir: Path, config: Path, sig: int, to: str, after: float, env: dict[str, str], n: int
 ) -> dict[str, Any]:
+    repo = env["PYTHONPATH"]
     folder = workdir / f"run-{n}"
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(corpus, folder)
@@ -141,7 +144,7 @@ def trial(
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             command(folder, config),
-            cwd=REPO,
+            cwd=repo,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=log,
@@ -211,11 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         build_corpus(corpus, args.acquisitions)
     config = workdir / "config.yml"
     config.write_text("general:\n  settle-seconds: 0\n", encoding="utf-8")
-    env = run_env(workdir, args.api)
+    env = run_env(workdir, args.api, args.repo)
     empty = workdir / "empty"
     empty.mkdir(exist_ok=True)
     say("warm-up run (creates the Prefect database)")
-    subprocess.run(command(empty, config), cwd=REPO, env=env, capture_output=True, check=False)
+    subprocess.run(command(empty, config), cwd=args.repo, env=env, capture_output=True, check=False)
     results = []
     n = 0
     for sig in args.signals:
