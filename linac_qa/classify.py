@@ -32,6 +32,7 @@ NON_IMAGE_MODALITIES = {
     "REG": "a DICOM registration",
     "SR": "a DICOM structured report",
 }
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 # A zip member's header is parsed from at most this much of it: a member that is a bomb (or claims
 # a gigabyte-long element) costs no more than this to look at.
 ZIP_HEADER_BYTES = 4 << 20
@@ -123,17 +124,16 @@ def _classify_dicom(rel: str, header: DicomHeader, settings: Settings) -> Classi
         return ClassifiedFile(
             path=rel, status=Status.IGNORED, reason=f"not QA data by {found.where}", header=header
         )
-    if header.modality in NON_IMAGE_MODALITIES:
-        what = NON_IMAGE_MODALITIES[header.modality]
+    if header.modality in NON_IMAGE_MODALITIES or header.sop_class_uid == MEDIA_STORAGE_DIRECTORY:
+        what = NON_IMAGE_MODALITIES.get(header.modality or "", "a DICOMDIR (the index of an export)")
         return ClassifiedFile(path=rel, status=Status.IGNORED, reason=f"{what}, not an image", header=header)
-    if not header.has_pixels:
-        return _verdict(
-            rel, found, f"DICOM {header.modality or ''} without image data".replace("  ", " "), header
-        )
     if header.pixel_bytes_missing:
         return _verdict(
             rel, found, f"truncated: {header.pixel_bytes_missing} bytes of pixel data missing", header, True
         )
+    if not header.has_pixels:  # no image size either: a key object, a presentation state...
+        why = f"DICOM {header.modality or ''} without image data: not an image".replace("  ", " ")
+        return ClassifiedFile(path=rel, status=Status.IGNORED, reason=why, header=header)
     found = found or _by_modality(settings, header)
     if found is None:
         labels = ", ".join(repr(t.splitlines()[0][:40]) for t in header.texts[:2]) or "none"

@@ -98,7 +98,8 @@ def read_header(fp: BinaryIO, size: int, extra_tags: Iterable[str] = ()) -> Dico
     texts = tuple(v for t in TEXT_TAGS if (v := _text(ds, t)))
     return DicomHeader(
         modality=_text(ds, "Modality"),
-        sop_class_uid=_text(ds, "SOPClassUID"),
+        sop_class_uid=_text(ds, "SOPClassUID")
+        or _text(getattr(ds, "file_meta", {}), "MediaStorageSOPClassUID"),
         study_uid=_text(ds, "StudyInstanceUID"),
         series_uid=_text(ds, "SeriesInstanceUID"),
         series_number=_int(ds, "SeriesNumber"),
@@ -125,7 +126,7 @@ def _pixel_data(fp: BinaryIO, ds: Any, start: int, size: int, expected: int) -> 
     tell = fp.tell()
     element = fp.read(12)
     if len(element) < 8 or _tag(element, ds.is_little_endian) != PIXEL_DATA:
-        return False, 0  # no pixel data element: a header alone
+        return False, expected  # an image header whose pixel data is not there: cut short
     order = "<" if ds.is_little_endian else ">"
     if ds.is_implicit_VR:
         header_bytes, (length,) = 8, struct.unpack(order + "I", element[4:8])

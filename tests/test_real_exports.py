@@ -259,3 +259,23 @@ def test_a_damaged_ct_series_is_one_error_listing_its_files(tmp_path: Path) -> N
     (error,) = work.decided
     assert error.status == "error" and len(error.files) == 60
     assert error.reason.startswith("60 of 60 files of this set cannot be read: 60 x truncated")
+
+
+def test_an_exports_dicomdir_is_ignored_and_an_image_cut_before_its_pixels_is_an_error(
+    tmp_path: Path,
+) -> None:
+    from pydicom.fileset import FileSet
+
+    image = synthetic.starshot(tmp_path / "src" / "RI.QA.Star.dcm", wobble_mm=0.1)
+    header_only = pydicom.dcmread(image)
+    del header_only.PixelData
+    fs = FileSet()
+    fs.add(str(image))
+    fs.write(str(tmp_path / "WL_2022"))  # DICOMDIR plus the image under WL_2022/PT000000/...
+    image.unlink()
+    header_only.save_as(str(tmp_path / "WL_2022" / "cut.dcm"), write_like_original=False)
+    found = classified(tmp_path)
+    index = found["WL_2022/DICOMDIR"]
+    assert index.status == "ignored" and "DICOMDIR" in index.reason  # type: ignore[attr-defined]
+    cut = found["WL_2022/cut.dcm"]
+    assert cut.status == "error" and cut.reason.startswith("truncated")  # type: ignore[attr-defined]
