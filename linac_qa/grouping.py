@@ -107,14 +107,14 @@ def _adopt_partners(
 def _with_variant(
     acq: Acquisition, members: list[ClassifiedFile], analysis: AnalysisType, options: AnalysisSettings
 ) -> Acquisition:
-    """The variant its files name (the first file's wins), then a routing rule's, then what the
-    grouping itself found (images, series, the VMAT test)."""
-    variant: dict[str, Any] = {}
+    """What the grouping found (images, series, the VMAT test), then what the files name (the first
+    file's wins), then what a routing rule says: an explicit rule has the last word."""
+    named: dict[str, Any] = {}
+    ruled: dict[str, Any] = {}
     for cf in reversed(members):
-        variant.update(analysis.variant(cf, options))
-    for cf in reversed(members):
-        variant.update(cf.variant)
-    return acq.model_copy(update={"variant": {**variant, **acq.variant}})
+        named.update(analysis.variant(cf, options))
+        ruled.update(cf.variant)
+    return acq.model_copy(update={"variant": {**acq.variant, **named, **ruled}})
 
 
 def _one_error_per_set(

@@ -279,3 +279,26 @@ def test_an_exports_dicomdir_is_ignored_and_an_image_cut_before_its_pixels_is_an
     assert index.status == "ignored" and "DICOMDIR" in index.reason  # type: ignore[attr-defined]
     cut = found["WL_2022/cut.dcm"]
     assert cut.status == "error" and cut.reason.startswith("truncated")  # type: ignore[attr-defined]
+
+
+def test_pylinac_analyses_a_bare_implicit_vr_image_and_a_winston_lutz_set_over_folders(
+    tmp_path: Path,
+) -> None:
+    """The worker job, as a run makes it, on files as older exports write them."""
+    from linac_qa.ledger import Ledger
+    from linac_qa.runner import run_job
+    from linac_qa.session import Run
+
+    star = synthetic.starshot(tmp_path / "Starshot" / "IM0001", wobble_mm=0.1)
+    rewrite(star, preamble=False, RTImageLabel="MV_0_0a", SeriesDescription=None, RTImageName=None)
+    for n, image in enumerate(synthetic.winston_lutz_set(tmp_path / "flat")):
+        target = tmp_path / "DICOM" / f"IM{n:04d}" / "IM0001"
+        target.parent.mkdir(parents=True)
+        rewrite(image, ImplicitVRLittleEndian, preamble=False, PatientName="LUTZ^WINSTON").rename(target)
+    (tmp_path / "flat").rmdir()
+    work = plan_of(tmp_path)
+    run = Run(tmp_path, SETTINGS, Ledger.open(tmp_path))
+    outcomes = {acq.analysis: run_job(run.job(acq)).result for acq in work.acquisitions}
+    assert outcomes.keys() == {"starshot", "winston-lutz"} and not work.decided
+    assert all(r.status == "passed" for r in outcomes.values()), [r.reason for r in outcomes.values()]
+    assert outcomes["winston-lutz"].metrics["images"] == len(outcomes["winston-lutz"].files)
