@@ -53,7 +53,6 @@ def classify_file(directory: Path, rel: str, settings: Settings) -> ClassifiedFi
     suffix = PurePosixPath(rel).suffix.lower()
     if path.is_symlink():
         return ClassifiedFile(path=rel, status=Status.IGNORED, reason=_symlink_reason(directory, path))
-    by_name = route(settings, rel, None)  # for a file that turns out unreadable: does it claim to be QA?
     try:
         st = path.stat()
         if stat.S_ISDIR(st.st_mode):  # discovery could not list it
@@ -62,7 +61,7 @@ def classify_file(directory: Path, rel: str, settings: Settings) -> ClassifiedFi
             return ClassifiedFile(path=rel, status=Status.IGNORED, reason=_special_file(st.st_mode))
         size = st.st_size
         if size == 0:
-            return _verdict(rel, by_name, "empty file (0 bytes)")
+            return _verdict(rel, route(settings, rel, None), "empty file (0 bytes)")
         with path.open("rb") as fp:
             head = fp.read(PREAMBLE + 4)
             if looks_like_dicom(head):
@@ -72,13 +71,15 @@ def classify_file(directory: Path, rel: str, settings: Settings) -> ClassifiedFi
     except PermissionError:
         return ClassifiedFile(path=rel, status=Status.ERROR, reason="permission denied: cannot be read")
     except OSError as exc:  # an I/O error on a share, a file removed since discovery
-        return _verdict(rel, by_name, f"cannot be read: {_brief(exc)}", always_error=True)
+        return _verdict(rel, route(settings, rel, None), f"cannot be read: {_brief(exc)}", always_error=True)
     except Exception as exc:  # pydicom raises almost anything on a damaged header (found by fuzzing)
-        return _verdict(rel, by_name, f"damaged DICOM header: {_brief(exc)}", always_error=True)
+        why = f"damaged DICOM header: {_brief(exc)}"
+        return _verdict(rel, route(settings, rel, None), why, always_error=True)
     for section in settings.enabled_sections():
         claim = REGISTRY[section].claims(path, head)
         if claim:
             return ClassifiedFile(path=rel, analysis=section, reason=claim)
+    by_name = route(settings, rel, None)  # what its name and folders say, for a file that is not DICOM
     if suffix in ZIP_SUFFIXES or zipfile.is_zipfile(path):
         return _classify_zip(directory, rel, settings, by_name)
     if by_name is not None and by_name.section == IGNORE:
