@@ -30,11 +30,12 @@ def session_acquisitions(
 
 
 def session_sets(files: list[ClassifiedFile], window: dt.timedelta) -> list[list[ClassifiedFile]]:
-    """Which images belong together. Images of one series are one set, wherever they lie (an Elekta
-    export puts each image in a folder of its own); a folder holding one series or none is one set;
-    images with neither a series nor a folder of their own are split where their acquisition times
-    are further apart than the window. Last, images left alone in their set that share a study and
-    lie within the window of each other join (one series per image, as some consoles write)."""
+    """Which images belong together. A folder holding one series (or none) is one set, and folders
+    holding images of the same series are one set together (an Elekta export puts each image in a
+    folder of its own). In a folder of several series, or loose at the top, images are split by
+    series, then (without a series) where their acquisition times are further apart than the window.
+    Last, images alone in a folder of their own that share a study and lie within the window of each
+    other join (one series per image, as some consoles write)."""
     series_of = {cf.path: cf.header.series_uid for cf in files if cf.header and cf.header.series_uid}
     by_folder: dict[str, list[ClassifiedFile]] = defaultdict(list)
     for cf in files:
@@ -54,24 +55,29 @@ def session_sets(files: list[ClassifiedFile], window: dt.timedelta) -> list[list
         one_set = folder != "." and len({series_of.get(cf.path) for cf in members} - {None}) <= 1
         for cf in members:
             series = series_of.get(cf.path)
-            if series is not None:
-                join(f"file:{cf.path}", f"series:{series}")
-            if one_set:
+            if one_set:  # the folder is the set, joined with other such folders of its series
                 join(f"file:{cf.path}", f"folder:{folder}")
-            elif series is None:
+                if series is not None:
+                    join(f"file:{cf.path}", f"series:{series}")
+            elif series is not None:  # split by series within this folder only
+                join(f"file:{cf.path}", f"series:{series}:{folder}")
+            else:
                 loose.append(cf)
     sets: dict[str, list[ClassifiedFile]] = defaultdict(list)
     for cf in files:
         if cf not in loose:
             sets[find(f"file:{cf.path}")].append(cf)
     groups = [*sets.values(), *_split_by_time(loose, window)]
-    return [sorted(g, key=lambda c: c.path) for g in _join_singletons_of_a_study(groups, window)]
+    alone = {cf.path for cf in files if len(by_folder[_folder(cf)]) == 1 and _folder(cf) != "."}
+    return [sorted(g, key=lambda c: c.path) for g in _join_images_alone(groups, alone, window)]
 
 
-def _join_singletons_of_a_study(
-    groups: list[list[ClassifiedFile]], window: dt.timedelta
+def _join_images_alone(
+    groups: list[list[ClassifiedFile]], alone: set[str], window: dt.timedelta
 ) -> list[list[ClassifiedFile]]:
-    singles = [g[0] for g in groups if len(g) == 1 and g[0].header and g[0].header.study_uid]
+    singles = [
+        g[0] for g in groups if len(g) == 1 and g[0].path in alone and g[0].header and g[0].header.study_uid
+    ]
     if len(singles) < 2:
         return groups
     out = [g for g in groups if not (len(g) == 1 and g[0] in singles)]

@@ -302,3 +302,22 @@ def test_pylinac_analyses_a_bare_implicit_vr_image_and_a_winston_lutz_set_over_f
     assert outcomes.keys() == {"starshot", "winston-lutz"} and not work.decided
     assert all(r.status == "passed" for r in outcomes.values()), [r.reason for r in outcomes.values()]
     assert outcomes["winston-lutz"].metrics["images"] == len(outcomes["winston-lutz"].files)
+
+
+def test_a_copy_of_one_image_elsewhere_never_joins_its_series_set(tmp_path: Path) -> None:
+    images = synthetic.winston_lutz_set(tmp_path / "WL_A")
+    (tmp_path / "RI.QA.WL_copy.dcm").write_bytes(images[0].read_bytes())
+    work = plan_of(tmp_path)
+    sets = sorted(len(acq.files) for acq in work.acquisitions)
+    assert sets == [1, len(images)]
+
+
+def test_images_of_one_study_each_in_a_folder_and_series_of_its_own_are_one_set(tmp_path: Path) -> None:
+    images = synthetic.winston_lutz_set(tmp_path / "flat")
+    for n, image in enumerate(images):
+        target = tmp_path / "export" / f"SE{n:04d}" / "IM0001"
+        target.parent.mkdir(parents=True)
+        rewrite(image, SeriesInstanceUID=f"1.2.3.{n}").rename(target)
+    (tmp_path / "flat").rmdir()
+    (acq,) = plan_of(tmp_path).acquisitions
+    assert len(acq.files) == len(images)
