@@ -33,6 +33,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="YAML config; overrides only what it names")
     p.add_argument("--force", action="store_true", help="re-analyse what was already analysed")
     p.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="analyse again every file whose last result was an error (by default an error is retried "
+        "only when the file, the config, pylinac or linac-qa-flows changed)",
+    )
+    p.add_argument(
         "--dry-run", action="store_true", help="show what would be analysed, and as what; change nothing"
     )
     p.add_argument("--json", action="store_true", help="print exactly one JSON summary on standard output")
@@ -64,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     with TerminalProgress(sys.stderr if args.json else out) as progress:
         try:
             summary = cast(
-                dict[str, Any], process_directory(str(root), args.config, args.force, listener=progress)
+                dict[str, Any],
+                process_directory(
+                    str(root), args.config, args.force, listener=progress, retry_errors=args.retry_errors
+                ),
             )
         except _refusals() as exc:
             return _refused(exc)
@@ -165,7 +174,7 @@ def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[s
 
     ledger_file = root / STATE_DIR / "ledger.sqlite"
     known = Ledger(ledger_file).known() if ledger_file.exists() else {}
-    found = discover(root, settings, known, force=args.force)
+    found = discover(root, settings, known, force=args.force, retry_errors=args.retry_errors)
     classified = classify_files(root, [s.path for s in found.new], settings)
     why = {cf.path: cf.reason for cf in classified}
     work = plan(
@@ -185,6 +194,10 @@ def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[s
         {"analysis": r.analysis, "files": r.files, "would": r.status.value, "reason": r.reason}
         for r in work.decided
     ]
+    for row in rows:
+        retried = sorted({found.retried[f] for f in row["files"] if f in found.retried})
+        if retried:
+            row["retry"] = "; ".join(retried)
     if args.json:
         doc = {"directory": str(root), "dry_run": True, "plan": rows, "skipped": dict(Counter(found.skipped))}
         out.write(json.dumps(doc, ensure_ascii=False, default=str) + "\n")
@@ -192,6 +205,7 @@ def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[s
         for row in rows:
             what = row["analysis"] or "-"
             tail = f": {row['reason']}" if "reason" in row else ""
+            tail += f" (an earlier error, retried: {row['retry']})" if "retry" in row else ""
             print(f"{row['would']:<8} {what:<15} {', '.join(row['files'][:3])}{tail}", file=out)
             by_reason = Counter(row.get("routed", {}).values())
             for reason, n in by_reason.most_common():

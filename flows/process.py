@@ -1,7 +1,7 @@
 """`process-directory`: find what is new in a QA folder, classify it, analyse every acquisition
 with pylinac in worker processes, record and publish the results.
 
-    python -m flows.process DIR [--config FILE] [--force] [--dry-run] [--json]
+    python -m flows.process DIR [--config FILE] [--force] [--retry-errors] [--dry-run] [--json]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def process_directory(
     force: bool = False,
     listener: Listener | None = None,
     config_block: str | None = None,
+    retry_errors: bool = False,
 ) -> Any:
     logger = get_run_logger()
     settings = run_settings(config, config_block)  # a file, a machine-config block, or defaults
@@ -51,7 +52,8 @@ def process_directory(
             with make_pool(general) as pool:
                 if general.sources:
                     run.warnings.extend(copy_sources(root, settings, ledger).warnings)
-                found = discover_files(root, settings, ledger.known(), force)
+                found = discover_files(root, settings, ledger.known(), force, retry_errors)
+                run.retried = found.retried
                 for stale in found.stale_temporaries:
                     stale.unlink(missing_ok=True)
                 run.stamps = {s.path: s for s in found.new}

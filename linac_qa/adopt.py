@@ -4,7 +4,9 @@ A run killed between writing an acquisition's outputs and recording them in the 
 whole set of outputs (the `.json` is renamed into place last) that no ledger row knows of. The next
 run records that result from the `.json` instead of analysing the acquisition a second time, but
 only when the `.json` is provably about these inputs: the same files with the same SHA-256, the
-same analysis and the same config. Anything else is analysed as usual (and `--force` never adopts).
+same analysis and the same config, made by the same pylinac and linac-qa-flows (an error retried
+because one of them changed is analysed, not answered by older outputs). Anything else is analysed
+as usual (and `--force` never adopts).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from linac_qa import versions
 from linac_qa.hashing import sha256_file
 from linac_qa.model import AnalysisResult, Status
 from linac_qa.outputs import display_path, output_paths
@@ -62,6 +65,8 @@ def _same_acquisition(ours: dict[str, Any], job: Job, hashes: dict[str, str]) ->
     return (
         ours.get("analysis") == job.acquisition.analysis
         and provenance.get("config_hash") == job.config_hash
+        and provenance.get("pylinac") == versions.pylinac()
+        and provenance.get("linac-qa-flows") == versions.linac_qa()
         and inputs.get("count") == len(hashes)
         and inputs.get("combined_sha256") == combined_sha256(hashes)
     )

@@ -2,6 +2,11 @@
 
 A file whose path, size and mtime match the ledger is done without being opened; its content hash
 is computed only when those changed, so a touched but identical file stays done.
+
+A file whose recorded result is an `error` is offered again when something that could fix it
+changed since: the linac-qa-flows or pylinac version, or the config. Re-recorded under the current
+ones, a file that is merely still broken is not analysed again at every run. `--retry-errors`
+offers every error again.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from linac_qa import versions
 from linac_qa.config import Settings
 from linac_qa.hashing import sha256_file
 from linac_qa.keywords import any_match
@@ -31,6 +37,9 @@ class Discovery:
     changed_but_identical: list[FileStamp] = field(default_factory=list)
     stale_temporaries: list[Path] = field(default_factory=list)
     busy_folders: set[str] = field(default_factory=set)  # holding a file still being written
+    retried: dict[str, str] = field(
+        default_factory=dict
+    )  # files with a recorded error offered again, and why
 
 
 def discover(
@@ -39,11 +48,13 @@ def discover(
     known: dict[str, Known],
     *,
     force: bool = False,
+    retry_errors: bool = False,
     now: float | None = None,
 ) -> Discovery:
     now = time.time() if now is None else now
     general = settings.general
     found = Discovery()
+    retry = ErrorRetry(versions.current(settings.hash), retry_errors)
     window = general.rolling_window_days * 86400
     own_suffix = general.suffix.lower()
     unlisted: list[OSError] = []
@@ -86,7 +97,7 @@ def discover(
                 continue
             stamp = FileStamp(rel, st.st_size, st.st_mtime_ns)
             prior = known.get(rel)
-            if prior is not None and not force:
+            if prior is not None and not force and not retry.offers(found, rel, prior):
                 if (prior.size, prior.mtime_ns) == (st.st_size, st.st_mtime_ns):
                     found.skipped[SkipReason.DONE] += 1
                     continue
@@ -101,12 +112,31 @@ def discover(
                     continue
             found.new.append(stamp)
     for exc in unlisted:
-        _unlisted_folder(found, directory, exc, known, force)
+        _unlisted_folder(found, directory, exc, known, force, retry)
     return found
 
 
+@dataclass(frozen=True)
+class ErrorRetry:
+    now: versions.Provenance
+    every_error: bool  # --retry-errors
+
+    def offers(self, found: Discovery, rel: str, prior: Known) -> bool:
+        """True when the file's recorded error is to be retried (noted in `found.retried`)."""
+        if prior.status != "error":
+            return False
+        if self.every_error:
+            found.retried[rel] = "--retry-errors"
+            return True
+        # A ledger older than the provenance columns recorded none: what wrote it was older.
+        changes = self.now.changes_since(prior.provenance or versions.Provenance(None, None, None))
+        if changes:
+            found.retried[rel] = ", ".join(changes)
+        return bool(changes)
+
+
 def _unlisted_folder(
-    found: Discovery, directory: Path, exc: OSError, known: dict[str, Known], force: bool
+    found: Discovery, directory: Path, exc: OSError, known: dict[str, Known], force: bool, retry: ErrorRetry
 ) -> None:
     """A folder that cannot be listed (permissions, a share's I/O error) hides files: it becomes a
     result of its own (classification says why), never a silent gap. DIR itself: the run fails."""
@@ -120,7 +150,12 @@ def _unlisted_folder(
     except OSError:
         stamp = FileStamp(rel, 0, 0)
     prior = known.get(rel)
-    if prior is not None and not force and (prior.size, prior.mtime_ns) == (stamp.size, stamp.mtime_ns):
+    if (
+        prior is not None
+        and not force
+        and (prior.size, prior.mtime_ns) == (stamp.size, stamp.mtime_ns)
+        and not retry.offers(found, rel, prior)
+    ):
         found.skipped[SkipReason.DONE] += 1
     else:
         found.new.append(stamp)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from linac_qa.model import AnalysisResult
+from linac_qa.versions import Provenance
 
 STATE_DIR = ".linac-qa"
 SCHEMA = """
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS files (
     result_id INTEGER REFERENCES results(id),
     config_hash TEXT,
     pylinac_version TEXT,
-    recorded TEXT NOT NULL
+    recorded TEXT NOT NULL,
+    linac_qa_version TEXT           -- added later: see COLUMNS_ADDED
 );
 CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY,
@@ -82,6 +84,9 @@ CREATE TABLE IF NOT EXISTS state (
     value TEXT NOT NULL
 );
 """
+# Columns that later releases added to a table, as (table, column, type): a ledger written before
+# them gets them on opening (NULL in the rows already there), so it keeps working.
+COLUMNS_ADDED = (("files", "linac_qa_version", "TEXT"),)
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,8 @@ class Known:
     size: int
     mtime_ns: int
     sha256: str | None
+    status: str | None = None  # the verdict recorded for the file (files the run looked at)
+    provenance: Provenance | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,7 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._add_columns()
 
     @classmethod
     def open(cls, directory: Path, state_dir: Path | None = None) -> Ledger:
@@ -139,10 +147,24 @@ class Ledger:
         with self._lock:
             self._db.close()
 
+    def _add_columns(self) -> None:
+        for table, column, kind in COLUMNS_ADDED:
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column in present:
+                continue
+            try:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            except sqlite3.OperationalError as exc:  # another process (a watch, a run) added it first
+                if "duplicate column" not in str(exc):
+                    raise
+
     def known(self) -> dict[str, Known]:
         with self._lock:
-            rows = self._db.execute("SELECT path, size, mtime_ns, sha256 FROM files").fetchall()
-        return {p: Known(s, m, h) for p, s, m, h in rows}
+            rows = self._db.execute(
+                "SELECT path, size, mtime_ns, sha256, status, linac_qa_version, pylinac_version, config_hash"
+                " FROM files"
+            ).fetchall()
+        return {p: Known(s, m, h, status, Provenance(*made)) for p, s, m, h, status, *made in rows}
 
     def touch(self, stamp: FileStamp) -> None:
         """A file that changed its size or mtime but not its content stays done."""
@@ -158,8 +180,7 @@ class Ledger:
         stamps: list[FileStamp],
         *,
         run_id: str,
-        config_hash: str,
-        pylinac_version: str,
+        provenance: Provenance,
     ) -> None:
         """The result and the state of every file it used, in one transaction: a crash leaves
         either both or neither, so the next run redoes exactly what was not recorded."""
@@ -184,11 +205,12 @@ class Ledger:
             )
             db.executemany(
                 "INSERT INTO files (path, size, mtime_ns, sha256, status, analysis, result_id, config_hash,"
-                " pylinac_version, recorded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " pylinac_version, linac_qa_version, recorded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns,"
                 " sha256=excluded.sha256, status=excluded.status, analysis=excluded.analysis,"
                 " result_id=excluded.result_id, config_hash=excluded.config_hash,"
-                " pylinac_version=excluded.pylinac_version, recorded=excluded.recorded",
+                " pylinac_version=excluded.pylinac_version, linac_qa_version=excluded.linac_qa_version,"
+                " recorded=excluded.recorded",
                 [
                     (
                         s.path,
@@ -198,8 +220,9 @@ class Ledger:
                         result.status.value,
                         result.analysis,
                         cur.lastrowid,
-                        config_hash,
-                        pylinac_version,
+                        provenance.config_hash,
+                        provenance.pylinac,
+                        provenance.linac_qa,
                         now,
                     )
                     for s in stamps

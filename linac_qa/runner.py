@@ -114,7 +114,7 @@ def _analyse(
             # Nothing was written under a final name; an error is not retried on its own, so say how.
             raise OSError(
                 f"outputs could not be written ({verdict.status.value}: {verdict.reason}): {exc};"
-                " fix the output location, then re-run with --force"
+                " fix the output location, then re-run with --retry-errors"
             ) from exc
     return verdict, [display_path(p, directory) for p in outputs]
 

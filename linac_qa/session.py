@@ -133,6 +133,7 @@ class Run:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     stamps: dict[str, FileStamp] = field(default_factory=dict)
+    retried: dict[str, str] = field(default_factory=dict)  # files whose recorded error is retried, and why
     results: list[AnalysisResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -199,12 +200,11 @@ class Run:
             stamp = self.stamps.get(rel) or FileStamp(rel, 0, 0)
             sha = hashes.get(rel) or _hash_or_none(self.directory / rel)
             stamps.append(FileStamp(stamp.path, stamp.size, stamp.mtime_ns, sha))
+        retried = sorted({self.retried[rel] for rel in result.files if rel in self.retried})
+        # Said on the result, so that a verdict where the last run had an error is not a mystery.
+        result.warnings.extend(f"an earlier error retried: {why}" for why in retried)
         self.ledger.record(
-            result,
-            stamps,
-            run_id=self.run_id,
-            config_hash=self.settings.hash,
-            pylinac_version=versions.pylinac(),
+            result, stamps, run_id=self.run_id, provenance=versions.current(self.settings.hash)
         )
         self.results.append(result)
         if self.listener:

@@ -92,6 +92,7 @@ def trajectory_log(
     *,
     error_mm: float = 0.0,
     with_txt: bool = True,
+    txt_delay_seconds: int = 0,
     imaging: bool = False,
     patient_id: str = "QA",
     machine: str = "TrueBeam1",
@@ -104,6 +105,8 @@ def trajectory_log(
     docstring); `error_mm=2` fails it. `imaging=True` writes a static kV setup beam delivering no
     MU, which pylinac reports as `treatment_type == TreatmentType.IMAGING.value` ("Imaging") and
     for which it builds no fluence. `patient_id` goes into the header metadata and the .txt file.
+    `txt_delay_seconds` names the .txt as TrueBeam does when it writes it that much after the .bin:
+    the timestamp that ends the .bin's name (`..._20240304083400.bin`) that much later.
     """
     path = Path(path)
     key = _key("trajectory", seed, machine, when, patient_id, error_mm, imaging)
@@ -178,7 +181,7 @@ def trajectory_log(
     path.write_bytes(header + subbeam + data.tobytes())
     paths = [path]
     if with_txt:
-        txt = path.with_suffix(".txt")
+        txt = _later(path, txt_delay_seconds).with_suffix(".txt")
         lines = {
             "Patient ID": patient_id,
             "Plan Name": "MLC QA",
@@ -192,3 +195,12 @@ def trajectory_log(
         txt.write_bytes("".join(f"{k}:\t{v}\r\n" for k, v in lines.items()).encode())
         paths.append(txt)
     return paths
+
+
+def _later(path: Path, seconds: int) -> Path:
+    """`path` with the timestamp that ends its name moved `seconds` later."""
+    if not seconds:
+        return path
+    prefix, stamp = path.stem[:-14], path.stem[-14:]
+    later = dt.datetime.strptime(stamp, "%Y%m%d%H%M%S") + dt.timedelta(seconds=seconds)
+    return path.with_name(f"{prefix}{later:%Y%m%d%H%M%S}{path.suffix}")

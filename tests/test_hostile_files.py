@@ -353,7 +353,13 @@ def assert_clean_error(root: Path, run: Run, original: str, expected: str) -> No
     assert files == [("RI.QA.Starshot_A.dcm", "error", original)]  # consistent: the file, its error
     leftovers = [p for p in everything(root) if not p.startswith(".linac-qa")]
     assert leftovers == ["RI.QA.Starshot_A.dcm"]  # no output, no temporary
-    assert discover(root, settings(), run.ledger.known()).new == []  # not retried until --force
+    # Not retried under the same config and release: only on request (the location may be fixed
+    # without a config change), or once the config changed (a new output location, say).
+    assert discover(root, run.settings, run.ledger.known()).new == []
+    assert [s.path for s in discover(root, run.settings, run.ledger.known(), retry_errors=True).new] == [
+        "RI.QA.Starshot_A.dcm"
+    ]
+    assert "--retry-errors" in result.reason
 
 
 def test_a_full_disk_is_a_clear_error_and_leaves_nothing_behind(

@@ -1,18 +1,31 @@
-"""Open-field flatness and symmetry (pylinac FieldAnalysis). FFF beams, recognised by keyword, are
-analysed with is_FFF and their flatness is not judged."""
+"""Open-field flatness and symmetry (pylinac FieldAnalysis): of an EPID image or film, or of a Sun
+Nuclear IC PROFILER's measurement (DeviceFieldAnalysis), recognised by its content. FFF beams,
+recognised by keyword, are analysed with is_FFF and their flatness is not judged."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
 from pylinac import FieldAnalysis
+from pylinac.field_analysis import Device, DeviceFieldAnalysis
 
 from linac_qa.analyses.base import AnalysisType, Inputs, VariantChecks, Verdict, results_data, strict_bool
 from linac_qa.criteria import Limit, judge
 from linac_qa.keywords import any_match
 from linac_qa.model import Acquisition, ClassifiedFile
 from linac_qa.sections import AnalysisSettings, Section
+
+# A Profiler export (.prm, .prs, .txt) begins "Version:" and names the collector within its first
+# lines; nothing else is read from a file that does not begin so.
+PROFILER_START = b"Version:"
+PROFILER_COLLECTOR = re.compile(
+    rb"^Collector Model:[ \t]*([^\r\n]*PROFILER[^\r\n]*)", re.MULTILINE | re.IGNORECASE
+)
+PROFILER_HEAD_BYTES = 4096
+PROFILER_CLAIM = "Sun Nuclear Profiler data"
 
 
 class FieldTolerances(Section):
@@ -32,15 +45,39 @@ class FieldAnalysisSettings(AnalysisSettings):
 class FieldAnalysisType(AnalysisType):
     section = "field-analysis"
     settings_model = FieldAnalysisSettings
-    pylinac_classes = (FieldAnalysis,)
+    pylinac_classes = (FieldAnalysis, DeviceFieldAnalysis)
     variant_options: ClassVar[VariantChecks] = {"fff": strict_bool}
+
+    def claims(self, path: Path, head: bytes) -> str | None:
+        if not head.startswith(PROFILER_START):
+            return None
+        with path.open("rb") as fp:
+            found = PROFILER_COLLECTOR.search(fp.read(PROFILER_HEAD_BYTES))
+        if found is None:
+            return None
+        return f"{PROFILER_CLAIM} ({found[1].decode('cp437').strip()}), by content"
 
     def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
         assert isinstance(settings, FieldAnalysisSettings)
-        return {"fff": True} if any_match(settings.fff_keywords, file.texts) else {}
+        variant: dict[str, Any] = {"fff": True} if any_match(settings.fff_keywords, file.texts) else {}
+        if file.header is None and PROFILER_CLAIM in file.reason:  # what claims() recognised
+            variant["device"] = Device.PROFILER.name
+        return variant
+
+    def pylinac_class(self, acq: Acquisition, settings: AnalysisSettings) -> Any:
+        return DeviceFieldAnalysis if acq.variant.get("device") else FieldAnalysis
 
     def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
-        return FieldAnalysis(str(inputs.single))
+        device = acq.variant.get("device")
+        if not device:
+            return FieldAnalysis(str(inputs.single))
+        try:
+            return DeviceFieldAnalysis(str(inputs.single), device=Device[device])
+        except (IndexError, ValueError) as exc:  # pylinac reads fixed rows and columns
+            raise ValueError(
+                "not in the layout pylinac reads (an IC PROFILER multi-frame .prm): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
     def analyze_kwargs(self, acq: Acquisition, settings: AnalysisSettings) -> dict[str, Any]:
         return {**super().analyze_kwargs(acq, settings), "is_FFF": bool(acq.variant.get("fff"))}
