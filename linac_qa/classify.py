@@ -78,7 +78,7 @@ def classify_file(directory: Path, rel: str, settings: Settings) -> ClassifiedFi
     for section in settings.enabled_sections():
         claim = REGISTRY[section].claims(path, head)
         if claim:
-            return ClassifiedFile(path=rel, analysis=section, reason=claim)
+            return ClassifiedFile(path=rel, analysis=section, reason=claim.reason, variant=claim.variant)
     by_name = route(settings, rel, None)  # what its name and folders say, for a file that is not DICOM
     if suffix in ZIP_SUFFIXES or zipfile.is_zipfile(path):
         return _classify_zip(directory, rel, settings, by_name)

@@ -33,6 +33,14 @@ class Grouping(StrEnum):
     SESSION = "session"  # a folder, zip, or series of images is one acquisition (Winston-Lutz)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A file that is not DICOM, recognised by what it holds: why, and what that says of its variant."""
+
+    reason: str
+    variant: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class Verdict:
     status: Status
@@ -123,8 +131,8 @@ class AnalysisType(ABC):
         """How far apart loose images of one session may be taken."""
         return dt.timedelta(minutes=30)
 
-    def claims(self, path: Path, head: bytes) -> str | None:
-        """Recognise a file that is not DICOM by its content (machine logs); the reason, or None."""
+    def claims(self, path: Path, head: bytes) -> Claim | None:
+        """Recognise a file that is not DICOM by its content (machine logs, Profiler data)."""
         return None
 
     def check_group(self, acq: Acquisition, settings: AnalysisSettings) -> str | None:

@@ -12,7 +12,15 @@ from pydantic import Field
 from pylinac import FieldAnalysis
 from pylinac.field_analysis import Device, DeviceFieldAnalysis
 
-from linac_qa.analyses.base import AnalysisType, Inputs, VariantChecks, Verdict, results_data, strict_bool
+from linac_qa.analyses.base import (
+    AnalysisType,
+    Claim,
+    Inputs,
+    VariantChecks,
+    Verdict,
+    results_data,
+    strict_bool,
+)
 from linac_qa.criteria import Limit, judge
 from linac_qa.keywords import any_match
 from linac_qa.model import Acquisition, ClassifiedFile
@@ -25,7 +33,6 @@ PROFILER_COLLECTOR = re.compile(
     rb"^Collector Model:[ \t]*([^\r\n]*PROFILER[^\r\n]*)", re.MULTILINE | re.IGNORECASE
 )
 PROFILER_HEAD_BYTES = 4096
-PROFILER_CLAIM = "Sun Nuclear Profiler data"
 
 
 class FieldTolerances(Section):
@@ -48,21 +55,19 @@ class FieldAnalysisType(AnalysisType):
     pylinac_classes = (FieldAnalysis, DeviceFieldAnalysis)
     variant_options: ClassVar[VariantChecks] = {"fff": strict_bool}
 
-    def claims(self, path: Path, head: bytes) -> str | None:
+    def claims(self, path: Path, head: bytes) -> Claim | None:
         if not head.startswith(PROFILER_START):
             return None
         with path.open("rb") as fp:
             found = PROFILER_COLLECTOR.search(fp.read(PROFILER_HEAD_BYTES))
         if found is None:
             return None
-        return f"{PROFILER_CLAIM} ({found[1].decode('cp437').strip()}), by content"
+        model = found[1].decode("cp437").strip()
+        return Claim(f"Sun Nuclear Profiler data ({model}), by content", {"device": Device.PROFILER.name})
 
     def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
         assert isinstance(settings, FieldAnalysisSettings)
-        variant: dict[str, Any] = {"fff": True} if any_match(settings.fff_keywords, file.texts) else {}
-        if file.header is None and PROFILER_CLAIM in file.reason:  # what claims() recognised
-            variant["device"] = Device.PROFILER.name
-        return variant
+        return {"fff": True} if any_match(settings.fff_keywords, file.texts) else {}
 
     def pylinac_class(self, acq: Acquisition, settings: AnalysisSettings) -> Any:
         return DeviceFieldAnalysis if acq.variant.get("device") else FieldAnalysis

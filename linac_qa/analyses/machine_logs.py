@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import Field
 from pylinac.log_analyzer import TreatmentType, load_log
 
-from linac_qa.analyses.base import AnalysisType, GroupContext, Grouped, Inputs, Verdict
+from linac_qa.analyses.base import AnalysisType, Claim, GroupContext, Grouped, Inputs, Verdict
 from linac_qa.criteria import Limit, judge
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Metric, Status
 from linac_qa.sections import AnalysisSettings, Section
@@ -63,15 +63,15 @@ class MachineLogAnalysis(AnalysisType):
     def model_name(self, acq: Acquisition, settings: AnalysisSettings) -> str:
         return "TrajectoryLog" if acq.variant.get("kind") == "trajectory" else "Dynalog"
 
-    def claims(self, path: Path, head: bytes) -> str | None:
+    def claims(self, path: Path, head: bytes) -> Claim | None:
         if head.startswith(TRAJECTORY_MAGIC):
-            return "trajectory log (VOSTL header)"
+            return Claim("trajectory log (VOSTL header)")
         version, end_of_line = head[:1].decode("latin-1"), head[1:2]
         is_dynalog = version in DYNALOG_VERSIONS and end_of_line in (b"\r", b"\n")
         if path.suffix.lower() == DYNALOG_SUFFIX and is_dynalog:
-            return "dynalog"
+            return Claim("dynalog")
         if path.suffix.lower() == ".txt" and (_bin_beside(path) is not None or _is_log_summary(path, head)):
-            return "trajectory log summary (.txt)"
+            return Claim("trajectory log summary (.txt)")
         return None
 
     def group(self, files: list[ClassifiedFile], settings: AnalysisSettings, ctx: GroupContext) -> Grouped:
