@@ -1,6 +1,6 @@
-"""Classification: which analysis a file belongs to, from its name, its DICOM header (never its
-pixels) or its zip listing; or why it is not QA data. Never raises for a bad file: every file leaves
-with a section or a status and a reason."""
+"""Classification: which analysis a file belongs to, from its name, its DICOM header or its zip
+listing (pixels only for an RT image that nothing names: `linac_qa.recognise`); or why it is not QA
+data. Never raises for a bad file: every file leaves with a section or a status and a reason."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from linac_qa.analyses import REGISTRY
 from linac_qa.config import Settings
 from linac_qa.headers import PREAMBLE, looks_like_dicom, read_header
 from linac_qa.model import ClassifiedFile, DicomHeader, Status
+from linac_qa.recognise import recognise
 from linac_qa.routing import IGNORE, Route, by_keywords, first_rule
 from linac_qa.zipsafe import ZipLimits, ZipRefused, check_archive, file_members
 
@@ -67,7 +68,7 @@ def classify_file(directory: Path, rel: str, settings: Settings) -> ClassifiedFi
             if looks_like_dicom(head):
                 fp.seek(0)
                 header = read_header(fp, size, settings.rule_attributes)
-                return _classify_dicom(rel, header, settings)
+                return _classify_dicom(path, rel, header, settings)
     except PermissionError:
         return ClassifiedFile(path=rel, status=Status.ERROR, reason="permission denied: cannot be read")
     except OSError as exc:  # an I/O error on a share, a file removed since discovery
@@ -119,7 +120,7 @@ def _routed(
     )
 
 
-def _classify_dicom(rel: str, header: DicomHeader, settings: Settings) -> ClassifiedFile:
+def _classify_dicom(path: Path, rel: str, header: DicomHeader, settings: Settings) -> ClassifiedFile:
     found = route(settings, rel, header)
     if found is not None and found.section == IGNORE:
         return ClassifiedFile(
@@ -136,6 +137,8 @@ def _classify_dicom(rel: str, header: DicomHeader, settings: Settings) -> Classi
         why = f"DICOM {header.modality or ''} without image data: not an image".replace("  ", " ")
         return ClassifiedFile(path=rel, status=Status.IGNORED, reason=why, header=header)
     found = found or _by_modality(settings, header)
+    if found is None and header.modality == "RTIMAGE" and settings.general.recognise_by_content:
+        return _by_content(path, rel, header, settings)
     if found is None:
         labels = ", ".join(repr(t.splitlines()[0][:40]) for t in header.texts[:2]) or "none"
         return ClassifiedFile(
@@ -205,6 +208,24 @@ def _classify_zip(directory: Path, rel: str, settings: Settings, by_name: Route 
         reason=f"zip of {len(dicoms)} DICOM images, {found.reason}",
         zip_members=tuple(dicoms),
     )
+
+
+def _by_content(path: Path, rel: str, header: DicomHeader, settings: Settings) -> ClassifiedFile:
+    """An RT image that nothing names: what its pixels show. Only a clear answer routes it."""
+    seen = recognise(path)
+    if seen.kind is None:
+        reason = f"RT image not recognised: {seen.detail}"
+    elif seen.section not in settings.enabled_sections():
+        reason = f"RT image recognised by content ({seen.detail}), but {seen.section} is disabled"
+    else:
+        return ClassifiedFile(
+            path=rel,
+            analysis=seen.section,
+            reason=f"recognised by content: {seen.detail}",
+            header=header,
+            by_content=True,
+        )
+    return ClassifiedFile(path=rel, status=Status.IGNORED, reason=reason, header=header, by_content=True)
 
 
 def _by_modality(settings: Settings, header: DicomHeader) -> Route | None:

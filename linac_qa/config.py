@@ -53,6 +53,8 @@ class GeneralSettings(Section):
     analysis_timeout_seconds: float = Field(default=900, gt=0)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     group_wait_hours: float = Field(default=24, ge=0)
+    # An RT image that no keyword names is routed by what its pixels show, when that is clear.
+    recognise_by_content: bool = True
     # Zips are refused before anything is decompressed when they unpack to more than this, or
     # compress better than this in total (a zip bomb; DICOM images compress 2-4 times).
     zip_max_megabytes: float = Field(default=4096, gt=0)
