@@ -268,8 +268,8 @@ class _Picture:
     def largest_mm(self) -> tuple[float, float] | None:
         if not self.regions:
             return None
-        r = self.regions[0]
-        return (round(r.width * self.small_mm, 1), round(r.height * self.small_mm, 1))
+        w, h = self.size_mm(self.regions[0])
+        return (round(w, 1), round(h, 1))
 
     def describe(self) -> str:
         n = len(self.regions)
@@ -279,6 +279,15 @@ class _Picture:
         if n == 1:
             return f"one bright region of {w:.0f} x {h:.0f} mm, no clear pattern"
         return f"{n} bright regions (largest {w:.0f} x {h:.0f} mm), no clear pattern"
+
+    def size_mm(self, region: _Region) -> tuple[float, float]:
+        """The region's width and height at half its maximum, through its middle third, to a
+        fraction of a small pixel (the block means keep the edges' shape)."""
+        r0, r1, c0, c1 = region.rows.start, region.rows.stop, region.cols.start, region.cols.stop
+        h, w = r1 - r0, c1 - c0
+        across = self.small[r0 + h // 3 : r1 - h // 3 or r0 + 1, max(c0 - 2, 0) : c1 + 2].mean(axis=0)
+        along = self.small[max(r0 - 2, 0) : r1 + 2, c0 + w // 3 : c1 - w // 3 or c0 + 1].mean(axis=1)
+        return _half_width(across) * self.small_mm, _half_width(along) * self.small_mm
 
     def full(self, rows: slice, cols: slice, pad_mm: float) -> np.ndarray:
         """Full-resolution pixels, in field units, under a box of the small image, padded."""
@@ -290,6 +299,22 @@ class _Picture:
         crop -= self.offset
         crop *= self.scale
         return crop
+
+
+def _half_width(profile: np.ndarray) -> float:
+    """Distance between the first and last crossings of half the profile's maximum, interpolated;
+    a profile still above half at its ends counts to its ends."""
+    half = float(profile.max()) / 2
+    above = np.nonzero(profile >= half)[0]
+    first, last = int(above[0]), int(above[-1])
+
+    def crossing(inner: int, outer: int) -> float:
+        if outer < 0 or outer >= len(profile):
+            return float(inner)
+        a, b = float(profile[outer]), float(profile[inner])
+        return outer + (half - a) / (b - a) * (inner - outer) if b != a else float(inner)
+
+    return crossing(last, last + 1) - crossing(first, first - 1)
 
 
 def _block_mean(a: np.ndarray, k: int) -> np.ndarray:
@@ -410,7 +435,7 @@ def _winston_lutz(p: _Picture) -> _Found:
     if not p.regions:
         return _nothing(kind, "no bright region")
     field_region = p.regions[0]
-    w, h = field_region.width * p.small_mm, field_region.height * p.small_mm
+    w, h = p.size_mm(field_region)
     others = sum(r.area for r in p.regions[1:]) / field_region.area
     stray = _stray_fraction(p, field_region)
     shape = {
@@ -616,7 +641,7 @@ def _large_field(p: _Picture) -> list[_Found]:
     if not regions:
         return [_nothing(k, "no bright region") for k in kinds]
     region = regions[0]
-    w, h = region.width * p.small_mm, region.height * p.small_mm
+    w, h = p.size_mm(region)
     rows, cols = p.small.shape
     gap = min(region.rows.start, region.cols.start, rows - region.rows.stop, cols - region.cols.stop)
     others = sum(r.area for r in regions[1:]) / region.area

@@ -53,8 +53,10 @@ __all__ = [
     "png_image",
     "random_bytes",
     "rt_plan",
+    "save_unnamed",
     "stamp_rt_image",
     "starshot",
+    "strip_names",
     "truncated_dicom",
     "winston_lutz_set",
     "winston_lutz_zip",
@@ -572,3 +574,38 @@ def rt_plan(path: Path | str) -> Path:
 def ct_slice(path: Path | str) -> Path:
     """A single 128 x 128 CT slice (pydicom's CT_small.dcm): an image, but not a QA one."""
     return _copy_testdata("CT_small.dcm", path)
+
+
+# --------------------------------------------------------------------------- exports without names
+# Texts that say which machine took an image, never which test it shows: kept.
+_MACHINE_TEXTS = frozenset(
+    {
+        "Manufacturer",
+        "ManufacturerModelName",
+        "InstitutionName",
+        "StationName",
+        "DeviceSerialNumber",
+        "SoftwareVersions",
+        "RadiationMachineName",
+    }
+)
+_FREE_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "PN", "UT", "UC"})
+
+
+def strip_names(ds: Dataset) -> Dataset:
+    """Remove every free text that could name the test (labels, descriptions, the QA patient's name
+    and ID, plan and beam names, comments), in nested sequences too; the machine's names stay."""
+    for element in list(ds):
+        if element.VR == "SQ":
+            for item in element.value:
+                strip_names(item)
+        elif element.VR in _FREE_TEXT_VRS and element.keyword not in _MACHINE_TEXTS:
+            del ds[element.tag]
+    return ds
+
+
+def save_unnamed(ds: Dataset, folder: Path | str) -> Path:
+    """`ds` stripped of its names, written as `RI.<SOPInstanceUID>.dcm` in `folder`: an export that
+    says nothing of its test but with its pixels."""
+    strip_names(ds)
+    return _save(ds, Path(folder) / f"RI.{ds.SOPInstanceUID}.dcm")
