@@ -95,11 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     acquisitions, skipped = flatten(corpus, flat)
     acquisitions += vmat_acquisitions(args.workdir / "vmat", flat)
     names = [name for acq in acquisitions for name in acq.files]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     results = {cf.path: cf for cf in classify_files(flat, names, load_settings())}
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     rows = tally(acquisitions, results)
-    print(table(rows, skipped, len(names), seconds))
+    print(table(rows, skipped, len(names), seconds, cpu))
     epid = [r for t, r in rows.items() if not t.startswith("vmat")]
     right = sum(r.right for r in epid) / max(sum(r.acquisitions for r in epid), 1)
     wrong = sum(r.wrong for r in rows.values())
@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "wrong": wrong,
         "images": len(names),
         "classify_seconds": seconds,
+        "classify_cpu_seconds": cpu,
         "skipped": skipped,
         "rows": {t: vars(r) for t, r in rows.items()},
         "files": {
@@ -215,7 +216,7 @@ def tally(acquisitions: list[Acquisition], results: dict[str, ClassifiedFile]) -
     return rows
 
 
-def table(rows: dict[str, Row], skipped: list[str], images: int, seconds: float) -> str:
+def table(rows: dict[str, Row], skipped: list[str], images: int, seconds: float, cpu: float) -> str:
     lines = [
         "| true type (EXPECTED.json) | analysis | acquisitions | images | right | ignored | wrong | error |",
         "|---|---|---|---|---|---|---|---|",
@@ -246,8 +247,9 @@ def table(rows: dict[str, Row], skipped: list[str], images: int, seconds: float)
     notes += [f"- ignored: {w}" for r in rows.values() for w in r.ignored_why]
     notes += [f"- left out: {s}" for s in skipped]
     notes.append(
-        f"- classified {images} images in {seconds:.2f} s ({seconds / max(images, 1) * 1000:.0f} ms "
-        f"per image, header and pixels; load average {os.getloadavg()[0]:.1f})"
+        f"- classified {images} images in {seconds:.2f} s wall, {cpu:.2f} s CPU: "
+        f"{seconds / max(images, 1) * 1000:.0f} ms wall, {cpu / max(images, 1) * 1000:.0f} ms CPU per image "
+        f"(header and pixels; load average {os.getloadavg()[0]:.1f})"
     )
     return "\n".join([*lines, "", *notes])
 

@@ -223,6 +223,7 @@ def _by_content(path: Path, rel: str, header: DicomHeader, settings: Settings) -
             analysis=seen.section,
             reason=f"recognised by content: {seen.detail}",
             header=header,
+            variant=dict(seen.variant),
             by_content=True,
         )
     return ClassifiedFile(path=rel, status=Status.IGNORED, reason=reason, header=header, by_content=True)

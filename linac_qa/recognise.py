@@ -25,9 +25,16 @@ Contract. `recognise(path)` never raises for a bad file. It returns a `Recogniti
 - `detail`: for people, e.g. "picket fence, 11 strips 20 mm apart", or what was seen when
   nothing was recognised ("3 bright regions, no clear pattern").
 - `field_mm`: (width, height) at isocentre of the largest bright region, when there is one.
+- `variant`: the analysis options the image shows: a VMAT DMLC image's test, {"test": "DRGS"} for
+  7 segments, {"test": "DRMLC"} for 4 (also named in `detail`).
 An `OPEN_FIELD` is only "one large uniform field": whether it is a field-analysis image or the
 open partner of a VMAT DMLC image is decided where images are grouped, from its neighbours
 (`field_mm` helps: VMAT open fields are the size of the DMLC field beside them).
+
+`linac_qa.classify` asks only about RT images that no rule or keyword routed: it routes a recognised
+one to `section` ("recognised by content: <detail>", with `variant`) and leaves the rest ignored
+("RT image not recognised: <detail>"); both are marked `by_content`, so that the grouping may still
+give them to a named neighbour (an open image to the VMAT DMLC image of its series).
 
 Sizes are in mm at isocentre (ImagePlanePixelSpacing scaled by RadiationMachineSAD / RTImageSID);
 an image without a pixel spacing is assumed to be 400 mm wide, and says so in `detail`.
@@ -99,6 +106,7 @@ class Recognition:
     detail: str
     field_mm: tuple[float, float] | None = None
     scores: Mapping[Kind, float] = field(default_factory=dict)
+    variant: Mapping[str, str] = field(default_factory=dict)  # the analysis's options, e.g. {"test": "DRMLC"}
 
     @property
     def section(self) -> str | None:
@@ -154,7 +162,9 @@ def recognise_array(pixels: np.ndarray, pixel_mm: float | None) -> Recognition:
     field_mm = picture.largest_mm()
     if best.score >= ROUTE_CONFIDENCE and margin >= ROUTE_MARGIN:
         detail = best.detail + (" (pixel size assumed)" if assumed else "")
-        return Recognition(best.kind, round(best.score, 3), round(margin, 3), detail, field_mm, scores)
+        return Recognition(
+            best.kind, round(best.score, 3), round(margin, 3), detail, field_mm, scores, best.variant
+        )
     seen = picture.describe()
     if best.score >= 0.3:
         seen += f"; closest: {best.kind.value} ({best.score:.2f}: {best.doubt or best.detail})"
@@ -345,12 +355,15 @@ class _Found:
     score: float
     detail: str
     doubt: str = ""  # the criterion that kept the score down, for "closest: ..."
+    variant: Mapping[str, str] = field(default_factory=dict)
 
 
-def _worst(kind: Kind, detail: str, criteria: Mapping[str, float]) -> _Found:
+def _worst(
+    kind: Kind, detail: str, criteria: Mapping[str, float], variant: Mapping[str, str] | None = None
+) -> _Found:
     """A kind's score is its worst criterion's."""
     name, score = min(criteria.items(), key=lambda item: item[1])
-    return _Found(kind, score, detail, "" if score >= ROUTE_CONFIDENCE else name)
+    return _Found(kind, score, detail, "" if score >= ROUTE_CONFIDENCE else name, variant or {})
 
 
 def _nothing(kind: Kind, why: str) -> _Found:
@@ -368,7 +381,7 @@ def _picket_fence(p: _Picture) -> _Found:
     rows = slice(min(r.rows.start for r in p.regions), max(r.rows.stop for r in p.regions))
     cols = slice(min(r.cols.start for r in p.regions), max(r.cols.stop for r in p.regions))
     envelope = p.full(rows, cols, pad_mm=5.0)  # padded, so that the outermost pickets are whole
-    # Pickets run along the leaves' travel's normal: try them upright (profile along x) and lying.
+    # Pickets stand upright (a profile along x crosses them) or lie on their side: try both.
     found = [_pickets_across(envelope, p.mm), _pickets_across(envelope.T, p.mm)]
     return max(found, key=lambda f: f.score)
 
@@ -586,7 +599,7 @@ def _starshot(p: _Picture) -> _Found:
     same_count = sum(c == n for c in counts)
     usable = [(radius, ring) for radius, ring in zip(radii, rings, strict=True) if len(ring[0]) == n]
     _, (outer, _) = usable[-1]
-    off_line, widths, unpaired = 0.0, [], 0.0
+    off_line, widths = 0.0, []
     for radius, (centres, arc_widths) in usable:
         # Each arc against the outer ring's nearest: a spoke through the centre keeps its angle.
         diff = (centres[:, None] - outer[None, :] + math.pi) % (2 * math.pi) - math.pi
@@ -631,6 +644,8 @@ def _arcs(values: np.ndarray, radius: float, noise: float) -> tuple[np.ndarray, 
 
 # --------------------------------------------------------------------------- large fields
 _BRIDGE_MM = 10.0  # a large field's region bridges dark lines narrower than this (DMLC junctions)
+# pylinac's linear VMAT tests by their number of segments.
+_VMAT_TESTS = {7: "DRGS", 4: "DRMLC"}
 
 
 def _large_field(p: _Picture) -> list[_Found]:
@@ -660,6 +675,8 @@ def _large_field(p: _Picture) -> list[_Found]:
     bands = max(across, key=lambda b: (b.regular, b.count))
     no_dips = _ramp(max(b.count for b in across), 1, 0)
     markers = inside.markers()
+    segments = bands.count + 1
+    test = _VMAT_TESTS.get(segments)
     return [
         _worst(
             Kind.OPEN_FIELD,
@@ -673,12 +690,13 @@ def _large_field(p: _Picture) -> list[_Found]:
         ),
         _worst(
             Kind.VMAT_DMLC,
-            f"VMAT DMLC, {bands.count + 1} segments in a {size} field",
+            f"VMAT DMLC, {segments} segments{f' ({test})' if test else ''} in a {size} field",
             {
                 **common,
-                "fewer than 3 segments": _ramp(bands.count + 1, 2, 3),
+                "fewer than 3 segments": _ramp(segments, 2, 3),
                 "segments not equal and centred": bands.regular,
             },
+            {"test": test} if test else None,
         ),
         _worst(
             Kind.LIGHT_RAD,

@@ -3,6 +3,7 @@ the answer is clear: ambiguous images stay ignored, with what was seen."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,8 +19,9 @@ from pylinac.core.image_generator import (
 )
 from pylinac.core.image_generator.layers import Layer
 
-from linac_qa.classify import classify_file
+from linac_qa.classify import classify_file, classify_files
 from linac_qa.config import load_settings
+from linac_qa.grouping import group_context, plan
 from linac_qa.model import Status
 from linac_qa.recognise import Kind, recognise
 from linac_qa.synthetic import (
@@ -44,9 +46,9 @@ RECOGNISABLE: dict[str, tuple[Kind, str]] = {
     "open field": (Kind.OPEN_FIELD, "open field 150 x 150 mm"),
     "FFF open field": (Kind.OPEN_FIELD, "open field"),  # 149 mm at half its peak
     "light/rad": (Kind.LIGHT_RAD, "light/rad, 100 x 100 mm field with 4 BB markers"),
-    "DRGS DMLC": (Kind.VMAT_DMLC, "VMAT DMLC, 7 segments"),
+    "DRGS DMLC": (Kind.VMAT_DMLC, "VMAT DMLC, 7 segments (DRGS)"),
     "DRGS open": (Kind.OPEN_FIELD, "open field"),
-    "DRMLC DMLC": (Kind.VMAT_DMLC, "VMAT DMLC, 4 segments"),
+    "DRMLC DMLC": (Kind.VMAT_DMLC, "VMAT DMLC, 4 segments (DRMLC)"),
 }
 
 
@@ -206,8 +208,30 @@ def test_a_damaged_file_is_not_recognised_and_does_not_raise(
 def test_classification_routes_a_recognised_image_and_says_why(unnamed: dict[str, Path]) -> None:
     path = unnamed["picket fence"]
     cf = classify_file(path.parent, path.name, load_settings())
-    assert (cf.analysis, cf.status, cf.recognised) == ("picket-fence", None, "picket-fence")
+    assert (cf.analysis, cf.status, cf.by_content) == ("picket-fence", None, True)
     assert cf.reason == "recognised by content: picket fence, 11 strips 20 mm apart"
+
+
+@pytest.mark.parametrize(("what", "test"), [("DRGS DMLC", "DRGS"), ("DRMLC DMLC", "DRMLC")])
+def test_a_vmat_dmlc_image_carries_the_test_its_segments_make(
+    unnamed: dict[str, Path], what: str, test: str
+) -> None:
+    path = unnamed[what]
+    cf = classify_file(path.parent, path.name, load_settings())
+    assert (cf.analysis, cf.variant, cf.by_content) == ("vmat", {"test": test}, True)
+
+
+def test_an_unnamed_vmat_pair_is_one_acquisition_of_the_test_its_segments_make(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    for image in vmat_pair(tmp_path / "named", test="drmlc"):
+        save_unnamed(pydicom.dcmread(image), export)
+    rels = sorted(p.name for p in export.iterdir())
+    settings = load_settings(text="general: {settle-seconds: 0}")
+    ctx = group_context(export, settings, now=time.time())
+    work = plan(classify_files(export, rels, settings), settings, ctx)
+    (acq,) = work.acquisitions
+    assert (acq.analysis, sorted(acq.files), acq.variant.get("test")) == ("vmat", rels, "DRMLC")
+    assert not work.decided
 
 
 def test_classification_ignores_an_image_it_does_not_recognise_with_what_it_saw(
@@ -237,4 +261,4 @@ def test_a_keyword_still_decides_before_the_pixels(tmp_path: Path) -> None:
     # An open field named as a starshot goes where its name says (and fails there, visibly).
     open_field(tmp_path / "RI.QA.Starshot.dcm", imager="AS500", label="Starshot", description="Starshot")
     cf = classify_file(tmp_path, "RI.QA.Starshot.dcm", load_settings())
-    assert (cf.analysis, cf.recognised) == ("starshot", None)
+    assert (cf.analysis, cf.by_content) == ("starshot", False)
