@@ -16,6 +16,10 @@ The corpus has no VMAT test: the project's own synthetic DRGS and DRMLC pairs
 an open field: it reaches field-analysis here, and only the grouping beside its DMLC image makes it
 the pair's partner; its row counts it as expected when it reaches field-analysis.
 
+Then the product's own grouping (`linac_qa.grouping.plan`) runs over the flat folder, and the notes
+say which planned acquisitions each Winston-Lutz set and VMAT image ended in (a set split or merged
+shows there).
+
 Acceptance: at least 90 % of the EPID acquisitions right and none wrong. Exit 0 when met. The table
 goes to standard output, the figures to WORKDIR/recognition.json. Nothing is written into the
 repository.
@@ -43,8 +47,9 @@ sys.path.insert(0, str(REPO))
 
 from linac_qa.classify import classify_files  # noqa: E402
 from linac_qa.config import load_settings  # noqa: E402
+from linac_qa.grouping import group_context, plan  # noqa: E402
 from linac_qa.model import ClassifiedFile  # noqa: E402
-from linac_qa.synthetic import save_unnamed  # noqa: E402
+from linac_qa.synthetic import save_unnamed, strip_names  # noqa: E402
 from linac_qa.synthetic_vmat import vmat_pair  # noqa: E402
 
 MAKE_CORPUS = REPO.parent / "shared" / "corpus" / "make_corpus.py"
@@ -100,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     rows = tally(acquisitions, results)
     print(table(rows, skipped, len(names), seconds, cpu))
+    print(grouped(acquisitions, list(results.values()), flat))
     epid = [r for t, r in rows.items() if not t.startswith("vmat")]
     right = sum(r.right for r in epid) / max(sum(r.acquisitions for r in epid), 1)
     wrong = sum(r.wrong for r in rows.values())
@@ -156,10 +162,23 @@ def flatten(corpus: Path, flat: Path) -> tuple[list[Acquisition], list[str]]:
             ds for ds in _datasets(corpus, key, entry) if ds is not None and ds.get("Modality") == "RTIMAGE"
         ]
         if images:
-            out.append(Acquisition(key, true_type, [save_unnamed(ds, flat).name for ds in images]))
+            out.append(Acquisition(key, true_type, [_unnamed(ds, flat) for ds in images]))
         else:
             skipped.append(f"{key} ({true_type}): not a DICOM RT image")
     return out, skipped
+
+
+def _unnamed(ds: pydicom.Dataset, flat: Path) -> str:
+    """`save_unnamed`, except that a second file of the same SOP instance (the corpus's misnamed
+    Winston-Lutz image is a byte copy of a set's image) keeps its own name: RI.<uid>.<n>.dcm."""
+    if not (flat / f"RI.{ds.SOPInstanceUID}.dcm").exists():
+        return save_unnamed(ds, flat).name
+    n = 1
+    while (flat / f"RI.{ds.SOPInstanceUID}.{n}.dcm").exists():
+        n += 1
+    name = f"RI.{ds.SOPInstanceUID}.{n}.dcm"
+    strip_names(ds).save_as(flat / name, write_like_original=False)
+    return name
 
 
 def _datasets(corpus: Path, key: str, entry: dict) -> list[pydicom.Dataset | None]:
@@ -214,6 +233,26 @@ def tally(acquisitions: list[Acquisition], results: dict[str, ClassifiedFile]) -
             row.ignored += 1
             row.ignored_why.extend(f"{acq.key}: {cf.reason}" for cf in got if cf.analysis is None)
     return rows
+
+
+def grouped(acquisitions: list[Acquisition], classified: list[ClassifiedFile], flat: Path) -> str:
+    """What the product's own grouping makes of the flat folder: per true acquisition, the planned
+    acquisitions its images ended in (a Winston-Lutz set split or merged shows here)."""
+    settings = load_settings()
+    work = plan(classified, settings, group_context(flat, settings))
+    home = {name: acq for acq in work.acquisitions for name in acq.files}
+    lines = ["", "After grouping (linac_qa.grouping.plan over the flat folder):"]
+    for true in acquisitions:
+        planned = {id(home[f]): home[f] for f in true.files if f in home}.values()
+        shapes = ", ".join(
+            f"{p.analysis} of {len(p.files)}" + (f" ({p.variant['test']})" if "test" in p.variant else "")
+            for p in planned
+        )
+        whole = len(planned) == 1 and sorted(next(iter(planned)).files) == sorted(true.files)
+        if not whole or true.true_type.startswith(("winstonlutz", "vmat")):
+            lines.append(f"- {true.key} ({true.true_type}, {len(true.files)} images): {shapes or 'none'}")
+    lines.append(f"- {work.waiting} images waiting for a partner")
+    return "\n".join(lines)
 
 
 def table(rows: dict[str, Row], skipped: list[str], images: int, seconds: float, cpu: float) -> str:
