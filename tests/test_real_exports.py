@@ -127,8 +127,8 @@ def test_the_type_named_only_by_a_folder_or_the_qa_patient(tmp_path: Path) -> No
     assert pf.reason == "'picket fence' in the folder name 'Picket Fence'"  # type: ignore[attr-defined]
     wl = found["Z20190814/RI.Z2.MV_0_0a.dcm"]
     assert wl.analysis == "winston-lutz" and "PatientName 'LUTZ^WINSTON'" in wl.reason  # type: ignore[attr-defined]
-    nothing = found["Misc/RI.Z3.MV_0_0a.dcm"]
-    assert nothing.status == "ignored" and "no QA keyword" in nothing.reason  # type: ignore[attr-defined]
+    nothing = found["Misc/RI.Z3.MV_0_0a.dcm"]  # named by nothing: its pixels decide (linac_qa.recognise)
+    assert nothing.by_content and nothing.reason == "recognised by content: starshot, 8 spokes"  # type: ignore[attr-defined]
 
 
 def test_the_file_name_outranks_the_folder(tmp_path: Path) -> None:
