@@ -25,8 +25,11 @@ Contract. `recognise(path)` never raises for a bad file. It returns a `Recogniti
 - `detail`: for people, e.g. "picket fence, 11 strips 20 mm apart", or what was seen when
   nothing was recognised ("3 bright regions, no clear pattern").
 - `field_mm`: (width, height) at isocentre of the largest bright region, when there is one.
-- `variant`: the analysis options the image shows: a VMAT DMLC image's test, {"test": "DRGS"} for
-  7 segments, {"test": "DRMLC"} for 4 (also named in `detail`).
+- `variant`: the analysis options the image shows (also named in `detail`): a VMAT DMLC image's
+  test, {"test": "DRGS"} for 7 segments, {"test": "DRMLC"} for 4; {"fff": True} for an open field
+  that falls off towards its edges as a filter-free beam does. An open field that is neither
+  clearly flattened nor clearly filter-free is not recognised: analysed the wrong way, its flatness
+  would fail.
 An `OPEN_FIELD` is only "one large uniform field": whether it is a field-analysis image or the
 open partner of a VMAT DMLC image is decided where images are grouped, from its neighbours
 (`field_mm` helps: VMAT open fields are the size of the DMLC field beside them).
@@ -106,7 +109,7 @@ class Recognition:
     detail: str
     field_mm: tuple[float, float] | None = None
     scores: Mapping[Kind, float] = field(default_factory=dict)
-    variant: Mapping[str, str] = field(default_factory=dict)  # the analysis's options, e.g. {"test": "DRMLC"}
+    variant: Mapping[str, Any] = field(default_factory=dict)  # the analysis's options, e.g. {"test": "DRMLC"}
 
     @property
     def section(self) -> str | None:
@@ -355,11 +358,11 @@ class _Found:
     score: float
     detail: str
     doubt: str = ""  # the criterion that kept the score down, for "closest: ..."
-    variant: Mapping[str, str] = field(default_factory=dict)
+    variant: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _worst(
-    kind: Kind, detail: str, criteria: Mapping[str, float], variant: Mapping[str, str] | None = None
+    kind: Kind, detail: str, criteria: Mapping[str, float], variant: Mapping[str, Any] | None = None
 ) -> _Found:
     """A kind's score is its worst criterion's."""
     name, score = min(criteria.items(), key=lambda item: item[1])
@@ -644,6 +647,10 @@ def _arcs(values: np.ndarray, radius: float, noise: float) -> tuple[np.ndarray, 
 
 # --------------------------------------------------------------------------- large fields
 _BRIDGE_MM = 10.0  # a large field's region bridges dark lines narrower than this (DMLC junctions)
+# An open field's level 80 % of the way to its edges, against its centre's: a flattened beam's is
+# about 1 (0.99-1.03 measured), a filter-free one's well below (0.87 for 6 MV FFF, 15 x 15 cm).
+_FLAT_ABOVE = 0.965
+_FFF_BELOW = 0.92
 # pylinac's linear VMAT tests by their number of segments.
 _VMAT_TESTS = {7: "DRGS", 4: "DRMLC"}
 
@@ -677,16 +684,23 @@ def _large_field(p: _Picture) -> list[_Found]:
     markers = inside.markers()
     segments = bands.count + 1
     test = _VMAT_TESTS.get(segments)
+    shoulders = inside.shoulders()
+    fff = shoulders <= _FFF_BELOW
     return [
         _worst(
             Kind.OPEN_FIELD,
-            f"open field {size}",
+            f"open field {size}" + (", filter-free" if fff else ""),
             {
                 **common,
                 "dips across the field": no_dips,
                 "spots or structure in the field": _ramp(inside.structure(), 0.012, 0.007),
                 "edges inside the field": _ramp(inside.steepest(), 0.04, 0.025),
+                "flattened or filter-free, unclear": max(
+                    _ramp(shoulders, _FFF_BELOW + 0.02, _FFF_BELOW),
+                    _ramp(shoulders, _FLAT_ABOVE - 0.02, _FLAT_ABOVE),
+                ),
             },
+            {"fff": True} if fff else None,
         ),
         _worst(
             Kind.VMAT_DMLC,
@@ -726,9 +740,11 @@ class _Interior:
     """A large field's inside at about 1 mm per pixel, against its own level about each pixel
     (`_relief`): BBs, dips and any other structure narrower than 11 mm stand out."""
 
+    smooth: np.ndarray  # the field, slightly smoothed
     dark: np.ndarray  # <= 0
     bright: np.ndarray  # >= 0
     slope: np.ndarray
+    field: np.ndarray  # the field's pixels
     inside: np.ndarray  # pixels at least 4 mm inside the field's edge (BB markers are 10 mm in)
     mm: float
     centre: tuple[float, float]  # the field's centre (row, col)
@@ -750,7 +766,7 @@ class _Interior:
         # cone, horns) is gentle, an edge inside it (a second field, a phantom's rim) is not.
         slope = np.hypot(*np.gradient(smooth)) / np.maximum(smooth, 1e-6) / mm
         centre = ndimage.center_of_mass(field_mask)
-        return cls(dark, bright, slope, inside, mm, (float(centre[0]), float(centre[1])))
+        return cls(smooth, dark, bright, slope, field_mask, inside, mm, (float(centre[0]), float(centre[1])))
 
     def bands(self, axis: int) -> _Bands:
         """Narrow dips across the field (columns for axis 0, rows for axis 1) that its thirds along
@@ -817,6 +833,26 @@ class _Interior:
     def steepest(self) -> float:
         core = self.core()
         return float(self.slope[core].max()) if core.any() else math.inf
+
+    def shoulders(self) -> float:
+        """The level 80 % of the way from the field's centre to its four edges, as a fraction of the
+        level at its centre: about 1 for a flattened beam, well below for a filter-free one."""
+        rows, cols = np.nonzero(self.field)
+        cy, cx = round(self.centre[0]), round(self.centre[1])
+        reach_y, reach_x = 0.4 * (rows.max() - rows.min()), 0.4 * (cols.max() - cols.min())
+        r = max(1, round(1.5 / self.mm))  # a few pixels square about each point
+
+        def level(y: float, x: float) -> float:
+            y0, x0 = round(y), round(x)
+            return float(self.smooth[max(y0 - r, 0) : y0 + r + 1, max(x0 - r, 0) : x0 + r + 1].mean())
+
+        edges = [
+            level(cy, cx - reach_x),
+            level(cy, cx + reach_x),
+            level(cy - reach_y, cx),
+            level(cy + reach_y, cx),
+        ]
+        return float(np.mean(edges)) / max(level(cy, cx), 1e-6)
 
     def markers(self) -> list[tuple[float, float]]:
         """Compact dark spots 2-10 mm across (BBs), as (x, y) mm from the field's centre."""

@@ -44,7 +44,7 @@ RECOGNISABLE: dict[str, tuple[Kind, str]] = {
     "winston-lutz": (Kind.WINSTON_LUTZ, "Winston-Lutz, 20 x 20 mm field with a BB"),
     "starshot": (Kind.STARSHOT, "starshot, 8 spokes"),
     "open field": (Kind.OPEN_FIELD, "open field 150 x 150 mm"),
-    "FFF open field": (Kind.OPEN_FIELD, "open field"),  # 149 mm at half its peak
+    "FFF open field": (Kind.OPEN_FIELD, "open field 149 x 149 mm, filter-free"),  # at half its peak
     "light/rad": (Kind.LIGHT_RAD, "light/rad, 100 x 100 mm field with 4 BB markers"),
     "DRGS DMLC": (Kind.VMAT_DMLC, "VMAT DMLC, 7 segments (DRGS)"),
     "DRGS open": (Kind.OPEN_FIELD, "open field"),
@@ -212,13 +212,21 @@ def test_classification_routes_a_recognised_image_and_says_why(unnamed: dict[str
     assert cf.reason == "recognised by content: picket fence, 11 strips 20 mm apart"
 
 
-@pytest.mark.parametrize(("what", "test"), [("DRGS DMLC", "DRGS"), ("DRMLC DMLC", "DRMLC")])
-def test_a_vmat_dmlc_image_carries_the_test_its_segments_make(
-    unnamed: dict[str, Path], what: str, test: str
+@pytest.mark.parametrize(
+    ("what", "section", "variant"),
+    [
+        ("DRGS DMLC", "vmat", {"test": "DRGS"}),
+        ("DRMLC DMLC", "vmat", {"test": "DRMLC"}),
+        ("FFF open field", "field-analysis", {"fff": True}),
+        ("open field", "field-analysis", {}),
+    ],
+)
+def test_the_variant_the_image_shows_goes_with_it(
+    unnamed: dict[str, Path], what: str, section: str, variant: dict[str, object]
 ) -> None:
     path = unnamed[what]
     cf = classify_file(path.parent, path.name, load_settings())
-    assert (cf.analysis, cf.variant, cf.by_content) == ("vmat", {"test": test}, True)
+    assert (cf.analysis, cf.variant, cf.by_content) == (section, variant, True)
 
 
 def test_an_unnamed_vmat_pair_is_one_acquisition_of_the_test_its_segments_make(tmp_path: Path) -> None:
