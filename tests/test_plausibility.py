@@ -26,9 +26,11 @@ from typing import Any
 
 import pytest
 
+from flows.cli import _closing_line
 from linac_qa import synthetic, synthetic_ct, synthetic_logs, synthetic_planar, synthetic_vmat
 from linac_qa.analyses import REGISTRY
 from linac_qa.analyses.base import AnalysisType, Inputs
+from linac_qa.analyses.cbct import CTCriteria, _catphan_only, _judge_by_pylinac_flags
 from linac_qa.classify import classify_files
 from linac_qa.config import Settings, load_settings
 from linac_qa.criteria import Flag, Implausible, Limit, Verdict, judge
@@ -349,6 +351,18 @@ def test_catphan_low_contrast_and_mtf_without_their_module_are_errors(catphan: A
     assert "(cbct.criteria.mtf50-min-lp-mm) not judged" in verdict.reason
 
 
+def test_catphan_only_criteria_set_for_another_model_are_errors_not_skips() -> None:
+    criteria = CTCriteria(low_contrast_min_rois=3)
+    verdict = _judge_by_pylinac_flags({"ctp": {"passed": True}}, _catphan_only(criteria, "ACRCT"))
+    assert verdict.status is Status.ERROR
+    assert (
+        "(CatPhan models only, not ACRCT) (cbct.criteria.low-contrast-min-rois) not judged" in verdict.reason
+    )
+    unflagged = _judge_by_pylinac_flags({"no": "flags"}, _catphan_only(CTCriteria(), "ACRCT"))
+    assert (unflagged.status, unflagged.judged) == (Status.PASSED, False)
+    assert unflagged.reason == "not judged: pylinac reports no pass/fail for this phantom"
+
+
 # --------------------------------------------------------------------------- planar imaging
 
 
@@ -405,7 +419,9 @@ def test_planar_phantom_without_criteria_is_not_judged_and_never_shown_as_a_pass
     )
     summary.results = [result]
     assert summary.headline() == "1 not judged"
-    assert json.loads(summary.model_dump_json())["results"][0]["judged"] is False
+    document = json.loads(summary.model_dump_json())
+    assert document["results"][0]["judged"] is False
+    assert _closing_line(document).endswith(": 1 not judged; 0 skipped")  # the CLI's last line
 
 
 # --------------------------------------------------------------------------- VMAT
