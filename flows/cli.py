@@ -166,13 +166,20 @@ def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[s
     ledger_file = root / STATE_DIR / "ledger.sqlite"
     known = Ledger(ledger_file).known() if ledger_file.exists() else {}
     found = discover(root, settings, known, force=args.force)
+    classified = classify_files(root, [s.path for s in found.new], settings)
+    why = {cf.path: cf.reason for cf in classified}
     work = plan(
-        classify_files(root, [s.path for s in found.new], settings),
-        settings,
-        group_context(root, settings, busy_folders=frozenset(found.busy_folders)),
+        classified, settings, group_context(root, settings, busy_folders=frozenset(found.busy_folders))
     )
     rows: list[dict[str, Any]] = [
-        {"analysis": a.analysis, "files": list(a.files), "would": "analyse", "variant": a.variant}
+        {
+            "analysis": a.analysis,
+            "files": list(a.files),
+            "would": "analyse",
+            "variant": a.variant,
+            # What routed each file: a rule, or a keyword and where it was found.
+            "routed": {f: why.get(f, "") for f in a.files},
+        }
         for a in work.acquisitions
     ] + [
         {"analysis": r.analysis, "files": r.files, "would": r.status.value, "reason": r.reason}
@@ -186,6 +193,9 @@ def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[s
             what = row["analysis"] or "-"
             tail = f": {row['reason']}" if "reason" in row else ""
             print(f"{row['would']:<8} {what:<15} {', '.join(row['files'][:3])}{tail}", file=out)
+            by_reason = Counter(row.get("routed", {}).values())
+            for reason, n in by_reason.most_common():
+                print(f"{'':<25}{n} file{'s' if n != 1 else ''}: {reason}", file=out)
         print(f"dry run: {len(work.acquisitions)} to analyse, {len(work.decided)} not analysable", file=out)
     out.flush()
     return EXIT_OK

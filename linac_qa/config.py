@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from linac_qa.analyses import REGISTRY
 from linac_qa.analyses.base import analyze_parameters, to_pylinac_kwargs
 from linac_qa.notify.settings import EmailSettings
+from linac_qa.routing import IGNORE, RoutingRule, rule_attributes
 from linac_qa.sections import AnalysisSettings, Section
 
 # Keys that look like secrets are refused wherever they appear: credentials belong in a Prefect block.
@@ -72,6 +74,7 @@ class Settings(BaseModel):
     general: GeneralSettings = Field(default_factory=GeneralSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     analyses: dict[str, AnalysisSettings] = Field(default_factory=dict)
+    routing: tuple[RoutingRule, ...] = ()
     source: str = "defaults"  # where the config came from, for messages
 
     def section(self, name: str) -> AnalysisSettings:
@@ -80,10 +83,22 @@ class Settings(BaseModel):
     def enabled_sections(self) -> list[str]:
         return [name for name, s in self.analyses.items() if s.enabled]
 
+    @cached_property
+    def keyword_candidates(self) -> tuple[tuple[str, str], ...]:
+        """(section, keyword) in config order: the order breaks ties between equally long keywords."""
+        return tuple((s, k) for s in self.enabled_sections() for k in self.section(s).keywords)
+
+    @cached_property
+    def rule_attributes(self) -> tuple[str, ...]:
+        return rule_attributes(self.routing)
+
     def as_yaml_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "general": self.general.model_dump(mode="json", by_alias=True),
             "email": self.email.model_dump(mode="json", by_alias=True),
+            "routing": [
+                r.model_dump(mode="json", by_alias=True, exclude_defaults=True) for r in self.routing
+            ],
         }
         for name, section in self.analyses.items():
             out[name] = section.model_dump(mode="json", by_alias=True)
@@ -188,11 +203,14 @@ def build_settings(
 
     _refuse_secrets(raw, (), fail)
     sections = default_sections()
-    known = ["general", "email", *sections]
+    known = ["general", "email", "routing", *sections]
     for key in raw:
         if key not in known:
             raise fail((key,), f"unknown section; allowed: {', '.join(known)}")
-        if raw[key] is not None and not isinstance(raw[key], dict):
+        if key == "routing":
+            if raw[key] is not None and not isinstance(raw[key], list):
+                raise fail((key,), "must be a list of rules (- path: ..., analysis: ...)")
+        elif raw[key] is not None and not isinstance(raw[key], dict):
             raise fail((key,), "must be a mapping of options")
 
     general = _validate(GeneralSettings, raw.get("general") or {}, ("general",), fail)
@@ -209,7 +227,37 @@ def build_settings(
         section = _validate(model, deep_merge(defaults, given), (name,), fail)
         _check_pylinac_keywords(name, section, fail)
         analyses[name] = section
-    return Settings(general=general, email=email, analyses=analyses, source=source)
+    routing = _routing_rules(raw.get("routing") or [], analyses, fail)
+    return Settings(general=general, email=email, analyses=analyses, routing=routing, source=source)
+
+
+def _routing_rules(
+    raw: list[Any], analyses: dict[str, AnalysisSettings], fail: Any
+) -> tuple[RoutingRule, ...]:
+    rules = []
+    for index, item in enumerate(raw):
+        where = ("routing", str(index))
+        if not isinstance(item, dict):
+            raise fail(where, "must be a rule with path: and/or dicom:, and analysis:")
+        rule = _validate(RoutingRule, item, where, fail)
+        enabled = [name for name, section in analyses.items() if section.enabled]
+        if rule.analysis != IGNORE and rule.analysis not in enabled:
+            raise fail(
+                (*where, "analysis"),
+                f"{rule.analysis!r} is not an enabled section; allowed: {', '.join([*enabled, IGNORE])}",
+            )
+        if rule.variant:
+            try:
+                checked = (
+                    REGISTRY[rule.analysis].check_variant(rule.variant) if rule.analysis != IGNORE else None
+                )
+            except ValueError as exc:
+                raise fail((*where, "variant"), str(exc)) from None
+            if checked is None:
+                raise fail((*where, "variant"), "a rule that ignores files takes no variant")
+            rule = rule.model_copy(update={"variant": checked})
+        rules.append(rule)
+    return tuple(rules)
 
 
 def _validate(model: type[Section], data: dict[str, Any], prefix: tuple[str, ...], fail: Any) -> Any:

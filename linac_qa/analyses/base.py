@@ -18,7 +18,7 @@ import io
 import json
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -28,6 +28,8 @@ from typing import Any, ClassVar
 from linac_qa.criteria import Verdict
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile
 from linac_qa.sections import AnalysisSettings
+
+VariantChecks = dict[str, Callable[[Any], Any]]
 
 
 class Grouping(StrEnum):
@@ -95,9 +97,24 @@ class AnalysisType(ABC):
         """The pylinac class used, for the summary's `model`."""
         return str(self.pylinac_class(acq, settings).__name__)
 
+    # What a routing rule may set per acquisition (its `variant:`), each with the check of its value.
+    variant_options: ClassVar[VariantChecks] = {}
+
     def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
         """Per-acquisition variants read from keywords or tokens (FFF, film, nominal size)."""
         return {}
+
+    def check_variant(self, options: dict[str, Any]) -> dict[str, Any]:
+        """A routing rule's `variant:`, checked when the config is loaded. Raises ValueError."""
+        out = {}
+        for key, value in options.items():
+            name = key.replace("-", "_")
+            check = self.variant_options.get(name)
+            if check is None:
+                allowed = ", ".join(k.replace("_", "-") for k in self.variant_options) or "none"
+                raise ValueError(f"{self.section} takes no variant {key!r}; allowed: {allowed}")
+            out[name] = check(value)
+        return out
 
     def session_window(self, settings: AnalysisSettings) -> dt.timedelta:
         """How far apart loose images of one session may be taken."""
@@ -134,6 +151,11 @@ class AnalysisType(ABC):
         data = results_data(analysed)
         dump = getattr(data, "model_dump_json", None)  # what results_data(as_json=True) returns
         return json.loads(dump() if dump is not None else analysed.results_data(as_json=True))
+
+    def partners(self, own: list[ClassifiedFile], spare: list[ClassifiedFile]) -> list[ClassifiedFile]:
+        """Files that nothing names (`by_content`) that belong with this type's own files, as this
+        type's: the open image of a VMAT test. Called before grouping."""
+        return []
 
     def group(
         self, files: list[ClassifiedFile], settings: AnalysisSettings, ctx: GroupContext
@@ -235,6 +257,23 @@ def to_pylinac_kwargs(func: Any, given: dict[str, Any]) -> dict[str, Any]:
             value = tuple(value)
         out[key] = value
     return out
+
+
+def strict_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false (got {value!r})")
+    return value
+
+
+def one_of(allowed: Iterable[str]) -> Callable[[Any], str]:
+    names = tuple(allowed)
+
+    def check(value: Any) -> str:
+        if value not in names:
+            raise ValueError(f"{value!r} is not one of {', '.join(names)}")
+        return str(value)
+
+    return check
 
 
 def enum_member(enum_type: type[enum.Enum], name: str) -> enum.Enum:

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 from pylinac import ACRCT, ACRMRILarge, CatPhan503, CatPhan504, CatPhan600, CatPhan604, CatPhan700, QuartDVT
 
-from linac_qa.analyses.base import AnalysisType, Grouping, Inputs, Verdict, mtf_at, results_data
+from linac_qa.analyses.base import (
+    AnalysisType,
+    Grouping,
+    Inputs,
+    VariantChecks,
+    Verdict,
+    mtf_at,
+    one_of,
+    results_data,
+)
 from linac_qa.criteria import Flag, Limit, is_number, judge, require_plausible, rounded
 from linac_qa.keywords import best_match
 from linac_qa.model import Acquisition, ClassifiedFile, Metric
@@ -68,6 +76,7 @@ class CBCTAnalysis(AnalysisType):
     claims_modalities = frozenset({"CT"})
     accepts_images = False
     pylinac_classes = tuple(MODELS.values())
+    variant_options: ClassVar[VariantChecks] = {"model": one_of(MODELS)}
 
     def pylinac_class(self, acq: Acquisition, settings: AnalysisSettings) -> Any:
         assert isinstance(settings, CBCTSettings)
@@ -75,8 +84,7 @@ class CBCTAnalysis(AnalysisType):
 
     def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
         assert isinstance(settings, CBCTSettings)
-        texts = [PurePosixPath(file.path).name, *(file.header.texts if file.header else ())]
-        match = best_match(texts, [(model, keyword) for keyword, model in settings.model_keywords.items()])
+        match = best_match(file.texts, [(model, kw) for kw, model in settings.model_keywords.items()])
         return {"model": match[0]} if match else {}
 
     def check_group(self, acq: Acquisition, settings: AnalysisSettings) -> str | None:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 from pylinac import FieldAnalysis
 
-from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, results_data
+from linac_qa.analyses.base import AnalysisType, Inputs, VariantChecks, Verdict, results_data, strict_bool
 from linac_qa.criteria import Limit, is_number, judge, require_plausible, rounded
 from linac_qa.keywords import any_match
 from linac_qa.model import Acquisition, ClassifiedFile
@@ -36,11 +36,11 @@ class FieldAnalysisType(AnalysisType):
     section = "field-analysis"
     settings_model = FieldAnalysisSettings
     pylinac_classes = (FieldAnalysis,)
+    variant_options: ClassVar[VariantChecks] = {"fff": strict_bool}
 
     def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
         assert isinstance(settings, FieldAnalysisSettings)
-        texts = [file.path.rsplit("/", 1)[-1], *(file.header.texts if file.header else ())]
-        return {"fff": True} if any_match(settings.fff_keywords, texts) else {}
+        return {"fff": True} if any_match(settings.fff_keywords, file.texts) else {}
 
     def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
         return FieldAnalysis(str(inputs.single))

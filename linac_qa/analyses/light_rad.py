@@ -40,9 +40,7 @@ class LightRadAnalysis(AnalysisType):
         return PHANTOMS[settings.phantom]
 
     def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
-        nominal = nominal_field_mm(
-            [file.path.rsplit("/", 1)[-1], *(file.header.texts if file.header else ())]
-        )
+        nominal = nominal_field_mm(file.texts)
         return {"nominal_field_mm": list(nominal)} if nominal else {}
 
     def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 from pylinac import PicketFence
 from pylinac.picketfence import MLC
 
-from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, enum_member, results_data
+from linac_qa.analyses.base import AnalysisType, Inputs, VariantChecks, Verdict, enum_member, results_data
 from linac_qa.criteria import Limit, expected_count, judge, require_plausible
 from linac_qa.model import Acquisition
 from linac_qa.sections import AnalysisSettings
@@ -25,11 +25,12 @@ class PicketFenceSettings(AnalysisSettings):
     # pylinac missed is a picket not judged). null: at least 2.
     expected_pickets: int | None = Field(default=None, ge=MIN_PICKETS)
 
-    @field_validator("mlc")
-    @classmethod
-    def _known_mlc(cls, value: str) -> str:
-        enum_member(MLC, value)
-        return value
+    _mlc = field_validator("mlc")(lambda value: _known_mlc(value))
+
+
+def _known_mlc(value: str) -> str:
+    enum_member(MLC, value)
+    return value
 
 
 class PicketFenceAnalysis(AnalysisType):
@@ -38,10 +39,12 @@ class PicketFenceAnalysis(AnalysisType):
     pylinac_classes = (PicketFence,)
     # The report's picture: the analysed image with its leaf-error subplot.
     report_image_method = "save_analyzed_image"
+    variant_options: ClassVar[VariantChecks] = {"mlc": lambda value: _known_mlc(str(value))}
 
     def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
         assert isinstance(settings, PicketFenceSettings)
-        return PicketFence(str(inputs.single), mlc=enum_member(MLC, settings.mlc))
+        mlc = acq.variant.get("mlc", settings.mlc)
+        return PicketFence(str(inputs.single), mlc=enum_member(MLC, mlc))
 
     def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
         assert isinstance(settings, PicketFenceSettings)

@@ -6,8 +6,7 @@ criteria here are each optional, and a phantom analysed with none configured say
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 from pylinac import (
@@ -25,7 +24,7 @@ from pylinac import (
     StandardImagingQCkV,
 )
 
-from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, mtf_at, results_data
+from linac_qa.analyses.base import AnalysisType, Inputs, VariantChecks, Verdict, mtf_at, one_of, results_data
 from linac_qa.criteria import Limit, judge, require_plausible, rounded
 from linac_qa.keywords import best_match
 from linac_qa.model import Acquisition, ClassifiedFile, Metric
@@ -108,6 +107,7 @@ class PlanarImagingAnalysis(AnalysisType):
     section = "planar-imaging"
     settings_model = PlanarImagingSettings
     pylinac_classes = tuple(PHANTOMS.values())
+    variant_options: ClassVar[VariantChecks] = {"phantom": one_of(PHANTOMS)}
 
     def pylinac_class(self, acq: Acquisition, settings: AnalysisSettings) -> Any:
         assert isinstance(settings, PlanarImagingSettings)
@@ -115,8 +115,7 @@ class PlanarImagingAnalysis(AnalysisType):
 
     def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
         assert isinstance(settings, PlanarImagingSettings)
-        texts = [PurePosixPath(file.path).name, *(file.header.texts if file.header else ())]
-        match = best_match(texts, [(phantom, kw) for kw, phantom in settings.phantom_keywords.items()])
+        match = best_match(file.texts, [(phantom, kw) for kw, phantom in settings.phantom_keywords.items()])
         return {"phantom": match[0]} if match else {}
 
     def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
