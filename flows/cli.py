@@ -216,9 +216,12 @@ def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[s
 
 
 def _closing_line(summary: dict[str, Any]) -> str:
-    counts = Counter(r["status"] for r in summary["results"])
+    from linac_qa.model import AnalysisResult
+    from linac_qa.summary import OUTCOMES, outcome
+
+    counts = Counter(outcome(AnalysisResult.model_validate(r)) for r in summary["results"])
     skipped = sum(summary["skipped"].values())
-    parts = [f"{counts[s]} {s}" for s in ("passed", "failed", "error", "ignored") if counts[s]]
+    parts = [f"{counts[o]} {o}" for o in OUTCOMES if counts[o]]
     unit = f" [{summary['unit']}]" if summary.get("unit") else ""
     return f"{summary['directory']}{unit}: {', '.join(parts) or 'nothing new'}; {skipped} skipped"
 

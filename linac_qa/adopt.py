@@ -47,6 +47,7 @@ def adopt(job: Job) -> JobOutcome | None:
             status=Status(ours["status"]),
             reason=ours["reason"],
             metrics=ours["metrics"],
+            judged=bool(ours["judged"]),  # absent from an older release's `.json`: analysed again
             outputs=[display_path(paths[ext], directory) for ext in (".pdf", ".png", ".txt", ".json")],
             unit=ours.get("unit"),
             acquired=acq.acquired,

@@ -125,7 +125,15 @@ class AnalysisResult(BaseModel):
     acquired: dt.datetime | None = None
     warnings: list[str] = Field(default_factory=list)
     seconds: float | None = None
+    # True when at least one pass criterion decided the status. A `passed` result with nothing
+    # judged (a planar phantom with no criteria configured) keeps the status the contract allows,
+    # and is shown as "not judged", never among the passes.
+    judged: bool = False
 
     @property
     def is_problem(self) -> bool:
         return self.status in (Status.FAILED, Status.ERROR)
+
+    @property
+    def not_judged(self) -> bool:
+        return self.status is Status.PASSED and not self.judged

@@ -34,10 +34,19 @@ class RunSummary(BaseModel):
         return 1 if any(r.is_problem for r in self.results) else 0
 
     def headline(self) -> str:
-        c = self.counts()
-        parts = [f"{c[s.value]} {s.value}" for s in Status if c[s.value]]
+        c = Counter(outcome(r) for r in self.results)
+        parts = [f"{c[o]} {o}" for o in OUTCOMES if c[o]]
         skipped = sum(self.skipped.values())
         return (", ".join(parts) or "nothing new") + (f"; {skipped} skipped" if skipped else "")
+
+
+# How people see results: a pass on which nothing was judged is counted apart from the passes.
+NOT_JUDGED = "not judged"
+OUTCOMES = (Status.PASSED.value, NOT_JUDGED, Status.FAILED.value, Status.ERROR.value, Status.IGNORED.value)
+
+
+def outcome(result: AnalysisResult) -> str:
+    return NOT_JUDGED if result.not_judged else result.status.value
 
 
 def skipped_counts(counter: Counter[str]) -> dict[str, int]:

@@ -4,6 +4,9 @@
 The verbs follow pylinac's own: `load` builds the pylinac object, `analyze_kwargs` says what its
 `analyze()` gets, `judge` turns the analysed object into a verdict with numbers, `save_image` writes
 the analysed image. `linac_qa.runner` does the rest (outputs, provenance, errors) once for all.
+
+Every `judge` first checks that the analysis found what it must (`criteria.require_plausible`),
+then builds its verdict with `criteria.judge`, which never skips a configured criterion silently.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Metric, Status
+from linac_qa.criteria import Verdict
+from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile
 from linac_qa.sections import AnalysisSettings
 
 VariantChecks = dict[str, Callable[[Any], Any]]
@@ -39,13 +43,6 @@ class Claim:
 
     reason: str
     variant: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Verdict:
-    status: Status
-    reason: str
-    metrics: dict[str, Metric] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -175,7 +172,8 @@ class AnalysisType(ABC):
         return None
 
     @abstractmethod
-    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict: ...
+    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
+        """The verdict; raises `criteria.Implausible` when the analysis did not find what it must."""
 
     def save_image(self, analysed: Any, path: Path) -> None:
         analysed.save_analyzed_image(str(path))
@@ -240,6 +238,16 @@ def results_data(analysed: Any) -> Any:
         return data
     except TypeError:  # an object that cannot be weakly referenced: build it each time
         return analysed.results_data()
+
+
+def mtf_at(mtf_lp_mm: Any, percent: int) -> float | None:
+    """The resolution (lp/mm) at `percent` relative MTF, from pylinac's `mtf_lp_mm`: a dict
+    {percent: lp/mm} for CT phantoms, a list of one-key dicts for planar phantoms (pylinac 3.49)."""
+    entries = mtf_lp_mm if isinstance(mtf_lp_mm, list) else [mtf_lp_mm or {}]
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get(percent) is not None:
+            return float(entry[percent])
+    return None
 
 
 def to_pylinac_kwargs(func: Any, given: dict[str, Any]) -> dict[str, Any]:

@@ -20,12 +20,13 @@ from linac_qa.analyses.base import (
     Inputs,
     VariantChecks,
     Verdict,
+    mtf_at,
     one_of,
     results_data,
 )
-from linac_qa.criteria import Flag, Limit, judge
+from linac_qa.criteria import Flag, Limit, is_number, judge, require_plausible, rounded
 from linac_qa.keywords import best_match
-from linac_qa.model import Acquisition, ClassifiedFile, Metric, Status
+from linac_qa.model import Acquisition, ClassifiedFile, Metric
 from linac_qa.sections import AnalysisSettings, Section
 
 MODELS: dict[str, Any] = {
@@ -100,12 +101,46 @@ class CBCTAnalysis(AnalysisType):
         assert isinstance(settings, CBCTSettings)
         if self.model_name(acq, settings).startswith("CatPhan"):
             return _judge_catphan(results_data(analysed), settings.criteria)
-        return _judge_by_pylinac_flags(json.loads(results_data(analysed).model_dump_json()))
+        model = self.model_name(acq, settings)
+        data = json.loads(results_data(analysed).model_dump_json())
+        return _judge_by_pylinac_flags(data, _catphan_only(settings.criteria, model))
 
 
 def _judge_catphan(r: Any, c: CTCriteria) -> Verdict:
     ctp404, ctp486 = r.ctp404, r.ctp486
+    mtf50 = mtf_at(r.ctp528.mtf_lp_mm, 50) if r.ctp528 else None
+    seen = r.ctp515.num_rois_seen if r.ctp515 else None
+    hu = {name: roi.value for name, roi in ctp404.hu_rois.items()}
+    uniformity = {name: roi.value for name, roi in ctp486.rois.items()} if ctp486 else {}
+    metrics: dict[str, Metric] = {
+        "uniformity_index": rounded(ctp486.uniformity_index, 3) if ctp486 else None,
+        "avg_node_distance_mm": rounded(ctp404.avg_line_distance_mm, 3),
+        "slice_thickness_mm": rounded(ctp404.measured_slice_thickness_mm, 3),
+        "low_contrast_rois_seen": seen,
+        "mtf50_lp_mm": rounded(mtf50, 3),
+        "roll_deg": rounded(r.catphan_roll_deg, 2),
+        "slices": r.num_images,
+    }
+    lost_hu = [name for name, value in hu.items() if not is_number(value)]
+    lost_uniformity = [name for name, value in uniformity.items() if not is_number(value)]
+    require_plausible(
+        [
+            (ctp486 is not None, "uniformity module (CTP486) not located"),
+            (bool(hu) and not lost_hu, f"HU not measured in {', '.join(lost_hu) or 'any ROI'} (CTP404)"),
+            (
+                not lost_uniformity,
+                f"HU not measured in uniformity ROI(s) {', '.join(lost_uniformity)} (CTP486)",
+            ),
+            (is_number(ctp404.avg_line_distance_mm), "geometry nodes not located (CTP404)"),
+            (
+                is_number(ctp404.measured_slice_thickness_mm),
+                "slice thickness wire ramps not located (CTP404)",
+            ),
+        ],
+        metrics,
+    )
     worst = max(ctp404.hu_rois.values(), key=lambda roi: abs(roi.difference))
+    metrics |= {"hu_worst_roi": worst.name, "hu_worst_difference": rounded(worst.difference, 1)}
     checks: list[Limit | Flag] = []
     if c.hu_linearity:
         hu_detail = f"worst {worst.name} {worst.value:.0f} HU vs {worst.nominal_value:.0f}"
@@ -122,39 +157,48 @@ def _judge_catphan(r: Any, c: CTCriteria) -> Verdict:
     if c.slice_thickness:
         thickness = f"measured {ctp404.measured_slice_thickness_mm:.2f} mm"
         checks.append(Flag("slice thickness", ctp404.thickness_passed, thickness))
-    mtf50 = r.ctp528.mtf_lp_mm.get(50) if r.ctp528 else None
-    if c.low_contrast_min_rois is not None and r.ctp515 is not None:
+    if c.low_contrast_min_rois is not None:
         checks.append(
             Limit(
-                "low-contrast ROIs seen", r.ctp515.num_rois_seen, c.low_contrast_min_rois, "", "min", digits=0
+                "low-contrast ROIs seen",
+                seen,
+                c.low_contrast_min_rois,
+                "",
+                "min",
+                digits=0,
+                key="cbct.criteria.low-contrast-min-rois",
             )
         )
-    if c.mtf50_min_lp_mm is not None and mtf50 is not None:
-        checks.append(Limit("MTF 50 %", mtf50, c.mtf50_min_lp_mm, "lp/mm", "min"))
-    status, reason = judge(checks)
-    metrics: dict[str, Metric] = {
-        "hu_worst_roi": worst.name,
-        "hu_worst_difference": round(float(worst.difference), 1),
-        "uniformity_index": round(float(ctp486.uniformity_index), 3),
-        "avg_node_distance_mm": round(float(ctp404.avg_line_distance_mm), 3),
-        "slice_thickness_mm": round(float(ctp404.measured_slice_thickness_mm), 3),
-        "low_contrast_rois_seen": r.ctp515.num_rois_seen if r.ctp515 else None,
-        "mtf50_lp_mm": round(float(mtf50), 3) if mtf50 is not None else None,
-        "roll_deg": round(float(r.catphan_roll_deg), 2),
-        "slices": r.num_images,
-    }
-    return Verdict(status, reason, metrics)
+    if c.mtf50_min_lp_mm is not None:
+        checks.append(
+            Limit("MTF 50 %", mtf50, c.mtf50_min_lp_mm, "lp/mm", "min", key="cbct.criteria.mtf50-min-lp-mm")
+        )
+    return judge(checks, metrics=metrics)
 
 
-def _judge_by_pylinac_flags(data: dict[str, Any]) -> Verdict:
+def _catphan_only(c: CTCriteria, model: str) -> list[Limit]:
+    """The optional criteria that only a CatPhan is judged on, when set for another model: each an
+    unjudged limit, so that the result says it could not be judged rather than skipping it."""
+    label = f"(CatPhan models only, not {model})"
+    return [
+        Limit(f"{name} {label}", None, limit, unit, "min", key=f"cbct.criteria.{key}")
+        for name, limit, unit, key in (
+            ("low-contrast ROIs seen", c.low_contrast_min_rois, "", "low-contrast-min-rois"),
+            ("MTF 50 %", c.mtf50_min_lp_mm, "lp/mm", "mtf50-min-lp-mm"),
+        )
+        if limit is not None
+    ]
+
+
+def _judge_by_pylinac_flags(data: dict[str, Any], unjudgeable: list[Limit]) -> Verdict:
     flags = dict(_passed_flags(data, ""))
-    if not flags:
-        return Verdict(Status.PASSED, "analysed; pylinac reports no pass/fail for this phantom", {})
-    checks = [Flag(path, ok) for path, ok in flags.items()]
-    status, reason = judge(checks)
-    return Verdict(
-        status, reason, {"pylinac_checks": len(flags), "failed_checks": sum(not ok for ok in flags.values())}
-    )
+    checks: list[Limit | Flag] = [*unjudgeable, *(Flag(path, ok) for path, ok in flags.items())]
+    notes = [] if flags else ["pylinac reports no pass/fail for this phantom"]
+    metrics: dict[str, Metric] = {
+        "pylinac_checks": len(flags),
+        "failed_checks": sum(not ok for ok in flags.values()),
+    }
+    return judge(checks, notes, metrics)
 
 
 def _passed_flags(node: Any, path: str) -> Iterator[tuple[str, bool]]:

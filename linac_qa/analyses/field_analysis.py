@@ -21,7 +21,7 @@ from linac_qa.analyses.base import (
     results_data,
     strict_bool,
 )
-from linac_qa.criteria import Limit, judge
+from linac_qa.criteria import Limit, is_number, judge, require_plausible, rounded
 from linac_qa.keywords import any_match
 from linac_qa.model import Acquisition, ClassifiedFile
 from linac_qa.sections import AnalysisSettings, Section
@@ -33,6 +33,8 @@ PROFILER_COLLECTOR = re.compile(
     rb"^Collector Model:[ \t]*([^\r\n]*PROFILER[^\r\n]*)", re.MULTILINE | re.IGNORECASE
 )
 PROFILER_HEAD_BYTES = 4096
+# The protocol's results the criteria use (pylinac's VARIAN protocol names them so).
+PROTOCOL_VALUES = ("symmetry_horizontal", "symmetry_vertical", "flatness_horizontal", "flatness_vertical")
 
 
 class FieldTolerances(Section):
@@ -89,22 +91,48 @@ class FieldAnalysisType(AnalysisType):
 
     def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
         assert isinstance(settings, FieldAnalysisSettings)
-        p = results_data(analysed).protocol_results
+        r = results_data(analysed)
+        p = {name: r.protocol_results.get(name) for name in PROTOCOL_VALUES}
         tol = settings.tolerances
+        fff = bool(acq.variant.get("fff"))
+        metrics = {
+            **{f"{name}_percent": rounded(value, 3) for name, value in p.items()},
+            "field_size_horizontal_mm": rounded(r.field_size_horizontal_mm, 2),
+            "field_size_vertical_mm": rounded(r.field_size_vertical_mm, 2),
+            "fff": fff,
+        }
+        sizes = (r.field_size_horizontal_mm, r.field_size_vertical_mm)
+        # An FFF beam's flatness is not judged: it need not be measured either.
+        unmeasured = [n for n, v in p.items() if not is_number(v) and not (fff and n.startswith("flatness"))]
+        require_plausible(
+            [
+                (all(is_number(s) and s > 0 for s in sizes), "no field found (field size not measured)"),
+                (not unmeasured, f"{', '.join(unmeasured)} not measured"),
+            ],
+            metrics,
+        )
         sym = max(abs(p["symmetry_horizontal"]), abs(p["symmetry_vertical"]))
-        flat = max(abs(p["flatness_horizontal"]), abs(p["flatness_vertical"]))
-        limits = [Limit("symmetry", sym, tol.symmetry_percent, unit="%")]
+        limits = [
+            Limit(
+                "symmetry",
+                sym,
+                tol.symmetry_percent,
+                unit="%",
+                key="field-analysis.tolerances.symmetry-percent",
+            )
+        ]
         notes = []
-        if acq.variant.get("fff"):
+        if fff:
             notes.append("FFF beam: flatness not judged")
         else:
-            limits.append(Limit("flatness", flat, tol.flatness_percent, unit="%"))
-        status, reason = judge(limits, notes)
-        metrics = {
-            "symmetry_horizontal_percent": round(p["symmetry_horizontal"], 3),
-            "symmetry_vertical_percent": round(p["symmetry_vertical"], 3),
-            "flatness_horizontal_percent": round(p["flatness_horizontal"], 3),
-            "flatness_vertical_percent": round(p["flatness_vertical"], 3),
-            "fff": bool(acq.variant.get("fff")),
-        }
-        return Verdict(status, reason, metrics)
+            flat = max(abs(p["flatness_horizontal"]), abs(p["flatness_vertical"]))
+            limits.append(
+                Limit(
+                    "flatness",
+                    flat,
+                    tol.flatness_percent,
+                    unit="%",
+                    key="field-analysis.tolerances.flatness-percent",
+                )
+            )
+        return judge(limits, notes, metrics)

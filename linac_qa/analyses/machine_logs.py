@@ -20,7 +20,7 @@ from pydantic import Field
 from pylinac.log_analyzer import TreatmentType, load_log
 
 from linac_qa.analyses.base import AnalysisType, Claim, GroupContext, Grouped, Inputs, Verdict
-from linac_qa.criteria import Limit, judge
+from linac_qa.criteria import Limit, judge, require_plausible, rounded
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Metric, Status
 from linac_qa.sections import AnalysisSettings, Section
 
@@ -149,6 +149,16 @@ class MachineLogAnalysis(AnalysisType):
         assert isinstance(settings, MachineLogSettings)
         if _is_imaging(analysed):
             return
+        mlc = analysed.axis_data.mlc
+        # Checked before the gamma, which pylinac cannot even set up without MLC snapshots (and
+        # whose max RMS it then reports as 0 rather than as not measured).
+        require_plausible(
+            [
+                (mlc.num_leaves > 0, "no MLC leaves in the log"),
+                (mlc.num_snapshots > 0, "no MLC data with the beam on (every snapshot is beam-off)"),
+            ],
+            {"treatment_type": str(analysed.treatment_type)},
+        )
         g = settings.gamma
         analysed.fluence.gamma.calc_map(
             doseTA=g.dose_percent, distTA=g.distance_mm, threshold=g.threshold, resolution=g.resolution
@@ -161,20 +171,26 @@ class MachineLogAnalysis(AnalysisType):
         g, tol = settings.gamma, settings.tolerances
         gamma = float(analysed.fluence.gamma.pass_prcnt)
         rms_mm = float(analysed.axis_data.mlc.get_RMS_max()) * 10  # pylinac reports cm
-        label = f"gamma {g.dose_percent:g}%/{g.distance_mm:g}mm"
-        status, reason = judge(
-            [
-                Limit(label, gamma, tol.gamma_pass_percent, unit="%", kind="min", digits=1),
-                Limit("max MLC RMS", rms_mm, tol.max_mlc_rms_mm),
-            ]
-        )
         metrics: dict[str, Metric] = {
-            "gamma_pass_percent": round(gamma, 2),
-            "max_mlc_rms_mm": round(rms_mm, 3),
+            "gamma_pass_percent": rounded(gamma, 2),
+            "max_mlc_rms_mm": rounded(rms_mm, 3),
             "treatment_type": str(analysed.treatment_type),
             "beam_holds": int(analysed.num_beamholds),
         }
-        return Verdict(status, reason, metrics)
+        label = f"gamma {g.dose_percent:g}%/{g.distance_mm:g}mm"
+        limits = [
+            Limit(
+                label,
+                gamma,
+                tol.gamma_pass_percent,
+                unit="%",
+                kind="min",
+                digits=1,
+                key="machine-logs.tolerances.gamma-pass-percent",
+            ),
+            Limit("max MLC RMS", rms_mm, tol.max_mlc_rms_mm, key="machine-logs.tolerances.max-mlc-rms-mm"),
+        ]
+        return judge(limits, metrics=metrics)
 
     def results_text(self, analysed: Any) -> str:
         lines = [f"Log type: {type(analysed).__name__}", f"Treatment type: {analysed.treatment_type}"]

@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import Field
 from pylinac import DRGS, DRMLC
 from pylinac.vmat import DRCS
@@ -27,7 +28,7 @@ from linac_qa.analyses.base import (
     one_of,
     results_data,
 )
-from linac_qa.criteria import Limit, judge
+from linac_qa.criteria import Limit, judge, require_plausible, rounded
 from linac_qa.keywords import best_match
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Status
 from linac_qa.sections import AnalysisSettings
@@ -37,6 +38,13 @@ TESTS: dict[str, Any] = {"DRGS": DRGS, "DRMLC": DRMLC, "DRCS": DRCS}
 # What names each test: Varian's RapidArc QA calls DRMLC "T3 MLC speed" and DRGS "T2 DR GS".
 TEST_KEYWORDS = (("DRGS", "drgs"), ("DRMLC", "drmlc"), ("DRCS", "drcs"), ("DRMLC", "mlc speed"))
 PAIR = 2
+# Evidence that both images show the test, measured on real pairs (three ARIA DRGS/DRMLC exports)
+# and on synthetic faults. Dose: each segment's mean as a fraction of the image's range (1st to
+# 99th percentile); real 0.83-0.99, an image of noise 0.17. Pattern: how far the DMLC-to-open
+# ratio varies between the first and last segment centres; real 5.3-49 %, the same image twice 0,
+# two open fields of different sizes 0.8 %. Below either, pylinac's deviations compare nothing.
+MIN_SEGMENT_DOSE = 0.5
+MIN_SEGMENT_PATTERN = 0.02
 
 
 class VMATSettings(AnalysisSettings):
@@ -134,24 +142,50 @@ class VMATAnalysis(AnalysisType):
 
     def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
         r = results_data(analysed)
-        status, reason = judge(
-            [
-                Limit(
-                    "max segment deviation",
-                    abs(r.max_deviation_percent),
-                    r.tolerance_percent,
-                    unit="%",
-                    ok=r.passed,
-                )
-            ]
-        )
+        pattern = _segment_pattern(analysed)
+        doses = {name: _segment_dose(image, analysed.segments) for name, image in _images(analysed)}
         metrics = {
-            "max_deviation_percent": round(float(r.max_deviation_percent), 3),
-            "abs_mean_deviation_percent": round(float(r.abs_mean_deviation), 3),
+            "max_deviation_percent": rounded(r.max_deviation_percent, 3),
+            "abs_mean_deviation_percent": rounded(r.abs_mean_deviation, 3),
             "tolerance_percent": r.tolerance_percent,
             "segments": len(r.segment_data),
+            "segment_pattern_percent": rounded(100 * pattern, 2) if pattern is not None else None,
         }
-        return Verdict(status, reason, metrics)
+        expected = len(analysed.roi_config)
+        require_plausible(
+            [
+                (
+                    len(r.segment_data) == expected,
+                    f"{len(r.segment_data)} segments analysed, {expected} expected",
+                ),
+                (
+                    all(np.isfinite([s.r_corr, s.r_dev]).all() for s in r.segment_data),
+                    "segment ratio not measured",
+                ),
+                *(
+                    (
+                        dose >= MIN_SEGMENT_DOSE,
+                        f"no dose over the segments in the {name} image ({dose:.2f} of its range)",
+                    )
+                    for name, dose in doses.items()
+                ),
+                (
+                    pattern is None or pattern >= MIN_SEGMENT_PATTERN,
+                    "the DMLC image shows no segments: its ratio to the open image varies"
+                    f" {100 * (pattern or 0):.1f} % across them (the same image twice, or two open fields?)",
+                ),
+            ],
+            metrics,
+        )
+        limit = Limit(
+            "max segment deviation",
+            abs(r.max_deviation_percent),
+            r.tolerance_percent,
+            unit="%",
+            ok=r.passed,
+            key="vmat.analysis.tolerance",
+        )
+        return judge([limit], metrics=metrics)
 
     def save_image(self, analysed: Any, path: Path) -> None:
         # pylinac's VMAT classes have no save_analyzed_image: save the figure they plot.
@@ -218,3 +252,40 @@ def _seconds_apart(a: ClassifiedFile, b: ClassifiedFile) -> float:
 
 def _folder(cf: ClassifiedFile) -> str:
     return str(PurePosixPath(cf.path).parent)
+
+
+def _images(analysed: Any) -> list[tuple[str, Any]]:
+    return [("open", analysed.open_image), ("DMLC", analysed.dmlc_image)]
+
+
+def _segment_dose(image: Any, segments: list[Any]) -> float:
+    """The least-dosed segment's mean as a fraction of the image's range (1st to 99th percentile):
+    near 1 where the field covers every segment, far below for an image of noise."""
+    pixels = image.array
+    low, high = np.percentile(pixels, [1, 99])
+    if high <= low:
+        return 0.0
+    means = [float(pixels[_span(s.center.y, s.height), _span(s.center.x, s.width)].mean()) for s in segments]
+    return (min(means) - low) / (high - low)
+
+
+def _segment_pattern(analysed: Any) -> float | None:
+    """The spread (max - min) of the DMLC-to-open ratio profile, normalised to its median, from the
+    first to the last segment centre of a test whose segments lie on one row (DRGS, DRMLC): the
+    junctions between segments always show in it. None for other layouts (DRCS)."""
+    segments = analysed.segments
+    if len({round(s.center.y) for s in segments}) != 1:
+        return None
+    xs = [s.center.x for s in segments]
+    rows, cols = _span(segments[0].center.y, segments[0].height), slice(int(min(xs)), int(max(xs)) + 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = analysed.dmlc_image.array[rows, cols].mean(axis=0) / analysed.open_image.array[
+            rows, cols
+        ].mean(axis=0)
+        ratio = ratio / np.median(ratio)
+    spread = float(np.max(ratio) - np.min(ratio))
+    return spread if np.isfinite(spread) else None
+
+
+def _span(centre: float, size: float) -> slice:
+    return slice(max(int(centre - size / 2), 0), int(centre + size / 2) + 1)

@@ -87,7 +87,7 @@ def mail_outcome(
             channel="email",
             status="none",
             detail=f"nothing to send (email.send: {email.send}; {n['failed']} failed, {n['errors']} errors,"
-            f" {n['passed']} passed)",
+            f" {n['passed']} passed" + (f", {n['not_judged']} not judged)" if n["not_judged"] else ")"),
         )
     ]
 

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 from linac_qa.sections import Section
 
 # What a subject template may use; each is a count of this run's results, except `unit`.
-SUBJECT_FIELDS = ("unit", "failed", "passed", "errors", "ignored")
+SUBJECT_FIELDS = ("unit", "failed", "passed", "not_judged", "errors", "ignored")
 
 
 class EmailSettings(Section):
