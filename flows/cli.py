@@ -9,6 +9,9 @@ result is written to a private copy of the original standard output.
 from __future__ import annotations
 
 import argparse
+import atexit
+import datetime as dt
+import gc
 import json
 import os
 import sys
@@ -19,13 +22,25 @@ from typing import IO, TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:
     from linac_qa.config import Settings
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_BUSY, EXIT_NOT_DONE = 0, 1, 2, 3, 4
+
+EXIT_STATUSES = """exit status:
+  0  everything analysed passed, nothing was new, or a dry run
+  1  a result failed or is an error (QA problems)
+  2  bad usage or configuration, or DIR not found (nothing done)
+  3  another run holds DIR's lock
+  4  the run could not be done: the Prefect API could not be reached (PREFECT_API_URL) or
+     Prefect's temporary server did not start; one line on standard error says why and, with
+     --json, the document has a run-level "error" and no results. The temporary server may take
+     180 s to start (PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS overrides) and is tried twice."""
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m flows.process",
         description="Analyse every new QA acquisition under DIR with pylinac; results go next to the data.",
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "directory", nargs="?", metavar="DIR", help="folder to process (default: general.directory)"
@@ -50,6 +65,9 @@ def watch_parser() -> argparse.ArgumentParser:
         prog="python -m flows.watch",
         description="Watch DIR (and general.sources): analyse each new acquisition once it has settled. "
         "Ctrl-C stops after the analyses in progress.",
+        epilog="exit status: 0 stopped; 2 bad usage or configuration; 3 DIR is already watched; 4 the "
+        "Prefect API could not be reached or its temporary server did not start "
+        "(see python -m flows.process -h)",
     )
     p.add_argument("directory", nargs="?", metavar="DIR", help="folder to watch (default: general.directory)")
     p.add_argument("--config", metavar="FILE", help="YAML config; overrides only what it names")
@@ -65,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     settings, root = loaded
     if args.dry_run:
         return _dry_run(root, settings, args, out)
+    started = dt.datetime.now(dt.UTC)
+    if (unavailable := _connect()) is not None:
+        if args.json:
+            _write_not_done(out, root, settings, started, unavailable)
+        return EXIT_NOT_DONE
     from flows.process import process_directory
 
     with TerminalProgress(sys.stderr if args.json else out) as progress:
@@ -90,6 +113,8 @@ def watch_main(argv: list[str] | None = None) -> int:
     out = _claim_stdout()
     if (loaded := _load(args)) is None:
         return EXIT_USAGE
+    if _connect() is not None:
+        return EXIT_NOT_DONE
     from flows.watch import watch_directory
 
     try:
@@ -97,6 +122,31 @@ def watch_main(argv: list[str] | None = None) -> int:
     except _refusals() as exc:
         return _refused(exc)
     return EXIT_OK
+
+
+def _connect() -> str | None:
+    """None once the Prefect API answers; else why not, said on standard error. Before the flow
+    starts, so that a run that cannot be done writes nothing into DIR."""
+    from flows.prefect_api import ApiUnavailable, connect
+
+    try:
+        connect()
+    except ApiUnavailable as exc:
+        print(f"error: the run could not be done: {exc}", file=sys.stderr)
+        return str(exc)
+    return None
+
+
+def _write_not_done(out: IO[str], root: Path, settings: Settings, started: dt.datetime, reason: str) -> None:
+    """The document of a run that could not be done: the run-level `error`, no results."""
+    from linac_qa.summary import RunSummary
+
+    finished = dt.datetime.now(dt.UTC)
+    doc = RunSummary(
+        directory=str(root), unit=settings.general.unit, started=started, finished=finished, error=reason
+    )
+    out.write(doc.model_dump_json() + "\n")
+    out.flush()
 
 
 def _refusals() -> tuple[type[Exception], ...]:
@@ -117,6 +167,10 @@ def _refused(exc: Exception) -> int:
 
 def _load(args: argparse.Namespace) -> tuple[Settings, Path] | None:
     """The settings and the directory, checked before any work; None after saying what is wrong."""
+    # Registered first, so run last: the interpreter's final garbage collection of a run's heap
+    # (Prefect, pydantic, SQLAlchemy) took 7 s of a loaded machine at every exit, a stop included;
+    # frozen, the objects are left to the operating system.
+    atexit.register(gc.freeze)
     os.environ.setdefault("MPLBACKEND", "Agg")
     # A clinic network has no route out: the temporary server's telemetry would only log an error.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -4,9 +4,11 @@ plain functions under `linac_qa`."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -27,20 +29,36 @@ from linac_qa.session import Run
 from linac_qa.sources import SourceCopy, copy_from_sources
 from linac_qa.summary import Notification, RunSummary
 
+
 # Analyses are scheduled on the worker pool before any subflow starts, so no core idles between
 # modalities; the analysis task runs only wait for their own acquisition's outcome. The futures
 # cannot be task parameters (Prefect records parameters), so they wait here, keyed by acquisition.
-_scheduled: dict[str, Future[JobOutcome]] = {}
+@dataclass(frozen=True)
+class _Waiting:
+    outcome: Future[JobOutcome]
+    # Set when the run stops waiting for its analyses (a stop, a crash of the flow): a subflow does
+    # not end before its task runs have, and an analysis in progress may take minutes more.
+    abandoned: Future[None]
+
+
+_scheduled: dict[str, _Waiting] = {}
 
 
 @contextmanager
 def scheduled_analyses(futures: dict[str, Future[JobOutcome]]) -> Iterator[None]:
-    _scheduled.update(futures)
+    abandoned: Future[None] = Future()
+    _scheduled.update({key: _Waiting(outcome, abandoned) for key, outcome in futures.items()})
     try:
         yield
     finally:
+        _abandon(abandoned)
         for key in futures:
             _scheduled.pop(key, None)
+
+
+def _abandon(abandoned: Future[None]) -> None:
+    if not abandoned.done():
+        abandoned.set_result(None)
 
 
 # Retries only where a step is a pure read or an API call that a network hiccup can break (a file
@@ -70,10 +88,12 @@ def classify(directory: Path, paths: list[str], settings: Settings) -> list[Clas
 
 @task(name="analyse", task_run_name="{acquisition.name}", cache_policy=NO_CACHE, retries=0)
 def analyse(acquisition: Acquisition) -> AnalysisResult | State:
-    try:
-        return _scheduled[acquisition.key].result().result
-    except CancelledError:
-        return Cancelled(message="not analysed: the run was stopped first; the next run analyses it")
+    waiting = _scheduled[acquisition.key]
+    either: list[Future[Any]] = [waiting.outcome, waiting.abandoned]
+    wait(either, return_when=FIRST_COMPLETED)
+    if waiting.outcome.done() and not waiting.outcome.cancelled():
+        return waiting.outcome.result().result
+    return Cancelled(message="not analysed: the run was stopped first; the next run analyses it")
 
 
 def analysis_subflow(section: str, acquisitions: list[Acquisition], unit: str | None) -> list[AnalysisResult]:
@@ -82,7 +102,12 @@ def analysis_subflow(section: str, acquisitions: list[Acquisition], unit: str | 
     # retries=0 whatever PREFECT_FLOWS_DEFAULT_RETRIES says (deployments set it for the parent flow).
     @flow(name=section, flow_run_name=f"{section} ({len(acquisitions)})", persist_result=False, retries=0)
     def run_section(acquisitions: list[Acquisition]) -> list[AnalysisResult]:
-        outcomes = [f.result(raise_on_failure=False) for f in analyse.map(acquisitions)]
+        try:
+            outcomes = [f.result(raise_on_failure=False) for f in analyse.map(acquisitions)]
+        except BaseException:  # a stop (SIGTERM, Ctrl-C) raises here: end now, not after the analyses
+            for acquisition in acquisitions:
+                _abandon(_scheduled[acquisition.key].abandoned)
+            raise
         results = [r for r in outcomes if isinstance(r, AnalysisResult)]  # not those a stop cancelled
         create_markdown_artifact(
             key=artifact_key(section, unit), markdown=analysis_markdown(section, results), description=section

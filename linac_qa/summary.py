@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from linac_qa.model import AnalysisResult, SkipReason, Status
 
@@ -25,12 +26,24 @@ class RunSummary(BaseModel):
     skipped: dict[str, int] = Field(default_factory=lambda: skipped_counts(Counter()))
     notifications: list[Notification] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)  # about the run itself, e.g. a source not found
+    # Why the run could not be done at all (exit status 4); then there are no results.
+    error: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _document(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """`error` only in the document of a run that could not be done."""
+        doc: dict[str, Any] = handler(self)
+        if doc.get("error") is None:
+            doc.pop("error", None)
+        return doc
 
     def counts(self) -> Counter[str]:
         return Counter(r.status.value for r in self.results)
 
     @property
     def exit_code(self) -> int:
+        if self.error is not None:
+            return 4
         return 1 if any(r.is_problem for r in self.results) else 0
 
     def headline(self) -> str:

@@ -87,12 +87,24 @@ class CliRun:
         return json.loads(self.stdout)
 
 
-def run_cli(*args: str | Path, api: str | None = None, timeout: float = 600) -> CliRun:
+def run_cli(
+    *args: str | Path,
+    api: str | None = None,
+    timeout: float = 600,
+    module: str = "flows.process",
+    env_overrides: dict[str, str | None] | None = None,
+) -> CliRun:
+    """`python -m MODULE ARGS`; `env_overrides` sets variables, or removes those given as None."""
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     if api:
         env["PREFECT_API_URL"] = api
+    for name, value in (env_overrides or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.process", *map(str, args)],
+        [sys.executable, "-m", module, *map(str, args)],
         cwd=ROOT,
         env=env,
         capture_output=True,
