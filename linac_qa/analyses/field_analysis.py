@@ -12,7 +12,7 @@ from linac_qa.analyses.base import AnalysisType, Inputs, VariantChecks, Verdict,
 from linac_qa.criteria import Limit, judge
 from linac_qa.keywords import any_match
 from linac_qa.model import Acquisition, ClassifiedFile
-from linac_qa.sections import AnalysisSettings, Section
+from linac_qa.sections import AnalysisSettings, Keyword, Section
 
 
 class FieldTolerances(Section):
@@ -23,8 +23,8 @@ class FieldTolerances(Section):
 class FieldAnalysisSettings(AnalysisSettings):
     reserved_analysis_keys: ClassVar[dict[str, str]] = {"is_FFF": "by fff-keywords"}
 
-    keywords: list[str] = Field(default_factory=lambda: ["open field", "flatness", "symmetry", "profile"])
-    fff_keywords: list[str] = Field(default_factory=lambda: ["fff"])
+    keywords: list[Keyword] = Field(default_factory=lambda: ["open field", "flatness", "symmetry", "profile"])
+    fff_keywords: list[Keyword] = Field(default_factory=lambda: ["fff"])
     analysis: dict[str, Any] = Field(default_factory=lambda: {"protocol": "VARIAN"})
     tolerances: FieldTolerances = Field(default_factory=FieldTolerances)
 

@@ -11,14 +11,14 @@ from pylinac.picketfence import MLC
 from linac_qa.analyses.base import AnalysisType, Inputs, VariantChecks, Verdict, enum_member, results_data
 from linac_qa.criteria import Limit, judge
 from linac_qa.model import Acquisition, Status
-from linac_qa.sections import AnalysisSettings
+from linac_qa.sections import AnalysisSettings, Keyword
 
 # Fewer pickets than this is not a picket fence, whatever pylinac fitted (e.g. a misnamed WL image).
 MIN_PICKETS = 3
 
 
 class PicketFenceSettings(AnalysisSettings):
-    keywords: list[str] = Field(default_factory=lambda: ["pf", "picket", "picket fence"])
+    keywords: list[Keyword] = Field(default_factory=lambda: ["pf", "picket", "picket fence"])
     mlc: str = "Millennium"
     analysis: dict[str, Any] = Field(default_factory=lambda: {"tolerance": 0.5, "action_tolerance": 0.3})
 
