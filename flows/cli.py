@@ -232,7 +232,9 @@ def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[s
     classified = classify_files(root, [s.path for s in found.new], settings)
     why = {cf.path: cf.reason for cf in classified}
     work = plan(
-        classified, settings, group_context(root, settings, busy_folders=frozenset(found.busy_folders))
+        [*found.decided(), *classified],
+        settings,
+        group_context(root, settings, busy_folders=frozenset(found.busy_folders)),
     )
     rows: list[dict[str, Any]] = [
         {

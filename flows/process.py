@@ -56,7 +56,7 @@ def process_directory(
                 run.retried = found.retried
                 for stale in found.stale_temporaries:
                     stale.unlink(missing_ok=True)
-                run.stamps = {s.path: s for s in found.new}
+                run.stamps = {s.path: s for s in found.stamps}
                 mark_identical_done(ledger, found)
                 logger.info("%d new file(s) in %s", len(found.new), root)
                 paths = [s.path for s in found.new]
@@ -67,7 +67,7 @@ def process_directory(
                     for cf in fut.result()
                 ]
                 work = plan(
-                    classified,
+                    [*found.decided(), *classified],
                     settings,
                     group_context(root, settings, busy_folders=frozenset(found.busy_folders)),
                 )

@@ -10,8 +10,11 @@ pylinac once, at start-up, while the parent is still discovering files.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.spawn
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -85,6 +88,10 @@ def _started() -> None:
 
 def _run(job: dict[str, Any]) -> dict[str, Any]:
     return run_job(Job.model_validate(job)).model_dump(mode="json")
+
+
+class WorkersUnavailable(RuntimeError):
+    """No worker process can start, so no analysis can run; the message says why."""
 
 
 class Pool(Protocol):
@@ -181,14 +188,14 @@ class AnalysisPool:
         self._used = False
         # pebble starts its workers at the first task: start them now, so that they import pylinac
         # while the run discovers and classifies (and a watch's first batch finds them ready).
-        self._pool.schedule(_started)
+        self._schedule(_started)
 
     def submit(self, job: Job, on_done: OnDone) -> Future[JobOutcome]:
         promise: Future[JobOutcome] = Future()
         if stopping():
             cancel(promise)
             return promise
-        scheduled = self._pool.schedule(_run, args=(job.model_dump(mode="json"),), timeout=self.timeout)
+        scheduled = self._schedule(_run, args=(job.model_dump(mode="json"),), timeout=self.timeout)
         self._scheduled.add(scheduled)
         self._used = True
 
@@ -215,6 +222,14 @@ class AnalysisPool:
 
         scheduled.add_done_callback(finished)
         return promise
+
+    def _schedule(self, function: Callable[..., Any], **options: Any) -> Future[Any]:
+        try:
+            return self._pool.schedule(function, **options)
+        except Exception as exc:  # pebble says only "Unexpected error within the Pool"
+            raise WorkersUnavailable(
+                f"the analysis worker processes cannot start: {_why_workers_fail()}"
+            ) from exc
 
     def cancel_pending(self) -> int:
         # pebble would cancel a running task by killing its worker: only the waiting ones go.
@@ -255,6 +270,25 @@ def cancel(promise: Future[JobOutcome]) -> None:
     # As an executor does: without it a cancelled future never counts as done for
     # concurrent.futures.wait() and as_completed(), which would wait forever.
     promise.set_running_or_notify_cancel()
+
+
+def _why_workers_fail() -> str:
+    """What stops a new worker: the interpreter it runs, or an import at its start (a worker's own
+    error goes to the log, not to the pool)."""
+    python = os.fsdecode(multiprocessing.spawn.get_executable())
+    probe = "import sys; sys.path[:0] = sys.argv[1:]; import linac_qa.executor"
+    try:
+        started = subprocess.run(
+            [python, "-c", probe, *sys.path], capture_output=True, text=True, timeout=300
+        )
+    except OSError as exc:
+        return f"{python} cannot be run: {exc.strerror}"
+    except subprocess.TimeoutExpired:
+        return f"{python} did not finish starting within 300 s"
+    if started.returncode == 0:
+        return "a test worker starts normally: see the log for the workers' own error"
+    last = (started.stderr.strip().splitlines() or [f"exit code {started.returncode}"])[-1]
+    return f"{python} fails as it starts: {last}"
 
 
 def default_workers(configured: int | None) -> int:

@@ -32,6 +32,7 @@ class SkipReason(StrEnum):
     WINDOW = "window"
     WAITING_FOR_PARTNER = "waiting-for-partner"
     STOPPED = "stopped"  # planned, but the run was stopped (Ctrl-C) before its analysis began
+    NESTED_RUN = "nested-run"  # a folder with its own state (DIR/.linac-qa): its own runs process it
 
 
 class Record(BaseModel):

@@ -63,9 +63,11 @@ def outcome(result: AnalysisResult) -> str:
 
 
 def skipped_counts(counter: Counter[str]) -> dict[str, int]:
-    """The contract's keys always; `stopped` (a watch stopped before these began) only when it
-    happened, so that the document of an ordinary run keeps exactly the documented keys."""
+    """The contract's keys always; `stopped` (a watch stopped before these began) and `nested-run`
+    (folders processed by runs of their own) only when they happened, so that the document of an
+    ordinary run keeps exactly the documented keys."""
     counts = {r.value: int(counter.get(r.value, 0)) for r in SkipReason}
-    if not counts[SkipReason.STOPPED]:
-        del counts[SkipReason.STOPPED]
+    for occasional in (SkipReason.STOPPED, SkipReason.NESTED_RUN):
+        if not counts[occasional]:
+            del counts[occasional]
     return counts

@@ -256,7 +256,7 @@ def test_per_analysis_mode_sends_one_message_per_failure_or_error(tmp_path: Path
         ("email:\n  subject: '{unit}: {failures}'\n", "email.subject", "{failed}"),
         ("email:\n  recipients: [a@b.org, not an address]\n", "email.recipients", "e-mail address"),
         ("email:\n  attachment-max-mb: 5\n", "email.attachment-max-mb", "attachments-max-mb"),
-        ("email:\n  smtp-password: x\n", "email.smtp-password", "unknown key"),
+        ("email:\n  smtp-password: hunter2\n", "email.smtp-password", "blocks.setup email"),
         ("email:\n  password: hunter2\n", "email.password", "blocks.setup email"),
     ],
 )

@@ -3,13 +3,16 @@ one still runs; a stop cancels only what has not started."""
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.spawn
 import time
 from concurrent.futures import CancelledError
+from multiprocessing import resource_tracker
 from pathlib import Path
 
 import pytest
 
-from linac_qa.executor import AnalysisPool
+from linac_qa.executor import AnalysisPool, WorkersUnavailable
 from linac_qa.faults import STALL_ON
 from tests.jobs import Recorder, starshot_jobs
 
@@ -51,3 +54,21 @@ def test_cancelling_the_waiting_jobs_leaves_the_running_one_alone(
             future.result()
     assert outcome.result.status == "error"  # it ran on, to its time limit
     assert [j.acquisition.name for j, _, _ in done.calls] == ["RI.QA.Starshot_0.dcm"]
+
+
+def test_workers_that_cannot_start_say_why(tmp_path: Path) -> None:
+    jobs = starshot_jobs(tmp_path, 1)
+    good = multiprocessing.spawn.get_executable()
+    resource_tracker.ensure_running()  # with the good interpreter: only the workers meet the fault
+    multiprocessing.set_executable(str(tmp_path / "python-removed-by-an-upgrade"))  # the fault
+    try:
+        with pytest.raises(WorkersUnavailable) as err, AnalysisPool(workers=1, timeout_seconds=60) as pool:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # the first analysis may be queued before the pool fails
+                pool.submit(jobs[0], Recorder())
+                time.sleep(0.5)
+    finally:
+        multiprocessing.set_executable(good)
+    message = str(err.value)
+    assert message.startswith("the analysis worker processes cannot start: "), message
+    assert "python-removed-by-an-upgrade" in message and "No such file or directory" in message

@@ -27,7 +27,7 @@ from linac_qa.analyses.base import (
 from linac_qa.criteria import Flag, Limit, is_number, judge, require_plausible, rounded
 from linac_qa.keywords import best_match
 from linac_qa.model import Acquisition, ClassifiedFile, Metric
-from linac_qa.sections import AnalysisSettings, Section
+from linac_qa.sections import AnalysisSettings, Keyword, Section
 
 MODELS: dict[str, Any] = {
     cls.__name__: cls
@@ -60,9 +60,9 @@ class CTCriteria(Section):
 
 
 class CBCTSettings(AnalysisSettings):
-    keywords: list[str] = Field(default_factory=lambda: ["cbct", "catphan", "ct phantom", "quart", "acr"])
+    keywords: list[Keyword] = Field(default_factory=lambda: ["cbct", "catphan", "ct phantom", "quart", "acr"])
     model: ModelName = "CatPhan504"
-    model_keywords: dict[str, ModelName] = Field(default_factory=lambda: dict(DEFAULT_MODEL_KEYWORDS))
+    model_keywords: dict[Keyword, ModelName] = Field(default_factory=lambda: dict(DEFAULT_MODEL_KEYWORDS))
 
     criteria: CTCriteria = Field(default_factory=CTCriteria)
     min_slices: int = Field(default=10, ge=1)

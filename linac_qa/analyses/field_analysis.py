@@ -24,7 +24,7 @@ from linac_qa.analyses.base import (
 from linac_qa.criteria import Limit, is_number, judge, require_plausible, rounded
 from linac_qa.keywords import any_match
 from linac_qa.model import Acquisition, ClassifiedFile
-from linac_qa.sections import AnalysisSettings, Section
+from linac_qa.sections import AnalysisSettings, Keyword, Section
 
 # A Profiler export (.prm, .prs, .txt) begins "Version:" and names the collector within its first
 # lines; nothing else is read from a file that does not begin so.
@@ -45,8 +45,8 @@ class FieldTolerances(Section):
 class FieldAnalysisSettings(AnalysisSettings):
     reserved_analysis_keys: ClassVar[dict[str, str]] = {"is_FFF": "by fff-keywords"}
 
-    keywords: list[str] = Field(default_factory=lambda: ["open field", "flatness", "symmetry", "profile"])
-    fff_keywords: list[str] = Field(default_factory=lambda: ["fff"])
+    keywords: list[Keyword] = Field(default_factory=lambda: ["open field", "flatness", "symmetry", "profile"])
+    fff_keywords: list[Keyword] = Field(default_factory=lambda: ["fff"])
     analysis: dict[str, Any] = Field(default_factory=lambda: {"protocol": "VARIAN"})
     tolerances: FieldTolerances = Field(default_factory=FieldTolerances)
 

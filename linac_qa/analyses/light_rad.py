@@ -12,7 +12,7 @@ from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, results_data
 from linac_qa.criteria import Limit, is_number, judge, require_plausible, rounded
 from linac_qa.keywords import nominal_field_mm
 from linac_qa.model import Acquisition, ClassifiedFile
-from linac_qa.sections import AnalysisSettings, Section
+from linac_qa.sections import AnalysisSettings, Keyword, Section
 
 PHANTOMS = {cls.__name__: cls for cls in (StandardImagingFC2, DoselabRLf, IsoAlign, SNCFSQA)}
 
@@ -23,7 +23,7 @@ class LightRadTolerances(Section):
 
 
 class LightRadSettings(AnalysisSettings):
-    keywords: list[str] = Field(
+    keywords: list[Keyword] = Field(
         default_factory=lambda: ["light rad", "lightrad", "fc2", "field size", "light field"]
     )
     phantom: Literal["StandardImagingFC2", "DoselabRLf", "IsoAlign", "SNCFSQA"] = "StandardImagingFC2"

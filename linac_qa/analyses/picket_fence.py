@@ -11,14 +11,14 @@ from pylinac.picketfence import MLC
 from linac_qa.analyses.base import AnalysisType, Inputs, VariantChecks, Verdict, enum_member, results_data
 from linac_qa.criteria import Limit, expected_count, judge, require_plausible
 from linac_qa.model import Acquisition
-from linac_qa.sections import AnalysisSettings
+from linac_qa.sections import AnalysisSettings, Keyword
 
 # Without `expected-pickets`, fewer pickets than this is not a picket fence, whatever pylinac fitted.
 MIN_PICKETS = 2
 
 
 class PicketFenceSettings(AnalysisSettings):
-    keywords: list[str] = Field(default_factory=lambda: ["pf", "picket", "picket fence"])
+    keywords: list[Keyword] = Field(default_factory=lambda: ["pf", "picket", "picket fence"])
     mlc: str = "Millennium"
     analysis: dict[str, Any] = Field(default_factory=lambda: {"tolerance": 0.5, "action_tolerance": 0.3})
     # How many pickets the clinic's fence has: any other count found is implausible (a picket

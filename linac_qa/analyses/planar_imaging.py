@@ -28,7 +28,7 @@ from linac_qa.analyses.base import AnalysisType, Inputs, VariantChecks, Verdict,
 from linac_qa.criteria import Limit, judge, require_plausible, rounded
 from linac_qa.keywords import best_match
 from linac_qa.model import Acquisition, ClassifiedFile, Metric
-from linac_qa.sections import AnalysisSettings, Section
+from linac_qa.sections import AnalysisSettings, Keyword, Section
 
 PHANTOMS: dict[str, Any] = {
     cls.__name__: cls
@@ -79,10 +79,10 @@ class PlanarCriteria(Section):
 
 
 class PlanarImagingSettings(AnalysisSettings):
-    keywords: list[str] = Field(
+    keywords: list[Keyword] = Field(
         default_factory=lambda: ["leeds", "tor", "las vegas", "qc3", "qckv", "doselab", "pipspro", "primus"]
     )
-    phantom_keywords: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PHANTOM_KEYWORDS))
+    phantom_keywords: dict[Keyword, str] = Field(default_factory=lambda: dict(DEFAULT_PHANTOM_KEYWORDS))
     default_phantom: str = "LeedsTOR"
     criteria: PlanarCriteria = Field(default_factory=PlanarCriteria)
 

@@ -11,14 +11,14 @@ from pylinac import Starshot
 from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, results_data
 from linac_qa.criteria import Limit, expected_count, judge, require_plausible
 from linac_qa.model import Acquisition, ClassifiedFile
-from linac_qa.sections import AnalysisSettings
+from linac_qa.sections import AnalysisSettings, Keyword
 
 # Fewer lines than this cannot define a wobble circle.
 MIN_SPOKES = 3
 
 
 class StarshotSettings(AnalysisSettings):
-    keywords: list[str] = Field(default_factory=lambda: ["star", "starshot"])
+    keywords: list[Keyword] = Field(default_factory=lambda: ["star", "starshot"])
     analysis: dict[str, Any] = Field(default_factory=lambda: {"radius": 0.8, "tolerance": 1.0})
     film_sid_mm: float = Field(default=1000, gt=0)
     # How many lines through the centre the clinic's starshot has, as pylinac counts them (a beam

@@ -31,7 +31,7 @@ from linac_qa.analyses.base import (
 from linac_qa.criteria import Limit, judge, require_plausible, rounded
 from linac_qa.keywords import best_match
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Status
-from linac_qa.sections import AnalysisSettings
+from linac_qa.sections import AnalysisSettings, Keyword
 from linac_qa.sessions import session_acquisition, session_sets
 
 TESTS: dict[str, Any] = {"DRGS": DRGS, "DRMLC": DRMLC, "DRCS": DRCS}
@@ -48,7 +48,7 @@ MIN_SEGMENT_PATTERN = 0.02
 
 
 class VMATSettings(AnalysisSettings):
-    keywords: list[str] = Field(default_factory=lambda: ["vmat", "drgs", "drmlc", "drcs", "mlc speed"])
+    keywords: list[Keyword] = Field(default_factory=lambda: ["vmat", "drgs", "drmlc", "drcs", "mlc speed"])
     test: Literal["DRGS", "DRMLC", "DRCS"] = "DRGS"  # when only "vmat" names the test
     analysis: dict[str, Any] = Field(default_factory=lambda: {"tolerance": 1.5})
     session_window_minutes: float = Field(default=30, gt=0)

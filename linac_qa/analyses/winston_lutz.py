@@ -12,7 +12,7 @@ from pylinac import WinstonLutz
 from linac_qa.analyses.base import AnalysisType, Grouping, Inputs, Verdict, results_data
 from linac_qa.criteria import Limit, is_number, judge, require_plausible
 from linac_qa.model import Acquisition
-from linac_qa.sections import AnalysisSettings, Section
+from linac_qa.sections import AnalysisSettings, Keyword, Section
 
 
 class WinstonLutzTolerances(Section):
@@ -23,7 +23,7 @@ class WinstonLutzTolerances(Section):
 
 
 class WinstonLutzSettings(AnalysisSettings):
-    keywords: list[str] = Field(default_factory=lambda: ["wl", "winston", "lutz", "winston lutz"])
+    keywords: list[Keyword] = Field(default_factory=lambda: ["wl", "winston", "lutz", "winston lutz"])
     analysis: dict[str, Any] = Field(default_factory=lambda: {"bb_size_mm": 5})
     tolerances: WinstonLutzTolerances = Field(default_factory=WinstonLutzTolerances)
     min_images: int = Field(default=4, ge=1)

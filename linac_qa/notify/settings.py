@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import string
 from email.utils import getaddresses
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StringConstraints, field_validator
 
 from linac_qa.sections import Section
 
@@ -22,7 +22,8 @@ class EmailSettings(Section):
     recipients: list[str] = Field(default_factory=list)
     send: Literal["failures", "all", "never"] = "failures"
     digest: bool = True
-    subject: str = "{unit} QA: {failed} failed, {passed} passed"
+    # RFC 5322's limit for a header line.
+    subject: Annotated[str, StringConstraints(max_length=998)] = "{unit} QA: {failed} failed, {passed} passed"
     attachments_max_mb: float = Field(default=10, ge=0)
     quiet_days: float = Field(default=3, ge=0)
     timeout_seconds: float = Field(default=30, gt=0)
