@@ -93,15 +93,16 @@ def qualifying(results: Iterable[AnalysisResult], send: str) -> list[AnalysisRes
     return problems_first(r for r in results if r.status in wanted)
 
 
-def run_messages(summary: RunSummary, email: EmailSettings, unit: str) -> list[Outgoing]:
-    """What this run sends: nothing, one digest, or one message per qualifying analysis."""
+def run_messages(summary: RunSummary, email: EmailSettings, unit: str, note: str = "") -> list[Outgoing]:
+    """What a run sends: nothing, one digest, or one message per qualifying analysis. `note`: a
+    sentence after the heading (e.g. that the run was interrupted)."""
     chosen = qualifying(summary.results, email.send)
     if not chosen or not email.enabled:
         return []
     directory = Path(summary.directory)
     if email.digest:
-        return [_results_message("digest", summary, chosen, summary.results, email, unit, directory)]
-    return [_results_message("analysis", summary, [r], [r], email, unit, directory) for r in chosen]
+        return [_results_message("digest", summary, chosen, summary.results, email, unit, directory, note)]
+    return [_results_message("analysis", summary, [r], [r], email, unit, directory, note) for r in chosen]
 
 
 def quiet_message(
@@ -176,6 +177,7 @@ def _results_message(
     email: EmailSettings,
     unit: str,
     directory: Path,
+    note: str,
 ) -> Outgoing:
     n = counts(counted)
     subject = email.subject.format(unit=unit, **n)
@@ -186,6 +188,7 @@ def _results_message(
     rows = [_row(r, directory, attached) for r in listed]
     heading = (
         f"{unit} QA, run of {_local(summary.started)}: {_count_line(n)}. Results in {summary.directory}."
+        + (f" {note}" if note else "")
     )
     unlisted = _unlisted_line(n, email.send) if kind == "digest" else ""
     text = _text(heading, rows, unlisted, attachments, email.attachments_max_mb)
