@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 import threading
-import time
-import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -22,18 +19,16 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
-import psutil
 from pebble import ProcessExpired, ProcessPool
 
 from linac_qa.model import AnalysisResult, Status
 from linac_qa.runner import Job, JobOutcome, brief_error, run_job
+from linac_qa.worker_start import init_worker
 
 if TYPE_CHECKING:
     from linac_qa.config import GeneralSettings
 
 OnDone = Callable[[Job, JobOutcome], None]
-# How often a worker checks that its run is still alive.
-PARENT_POLL_SECONDS = 0.5
 
 
 # Set when the process is asked to stop (a watch's Ctrl-C): no new analysis starts, in any pool.
@@ -47,37 +42,6 @@ def request_stop() -> int:
     analyses them."""
     _stopping.set()
     return sum(pool.cancel_pending() for pool in list(_live_pools))
-
-
-def _init_worker() -> None:
-    _exit_with_parent(os.getppid())
-    # Ctrl-C on a terminal, and SIGTERM from systemd or a container stopping, reach every process
-    # of the group: the run decides what stops (a watch lets the analyses in progress finish), and a
-    # worker killed mid-analysis would turn a good acquisition into an error. pebble still stops a
-    # worker (a time limit) with SIGKILL after its SIGTERM goes unheeded.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # pylinac prints to stdout; the summary owns stdout, so the worker's goes to stderr.
-    os.dup2(2, 1)
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    warnings.filterwarnings("ignore")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import linac_qa.analyses  # noqa: F401  (pays pylinac's import once per worker)
-
-
-def _exit_with_parent(parent: int) -> None:
-    """A run that is killed (SIGKILL, the OOM killer, a closed terminal) cannot stop its workers,
-    and a busy worker would go on writing outputs nobody records, perhaps while the next run
-    analyses the same files. So each worker watches its run and exits the moment it is gone."""
-
-    def watch() -> None:
-        while os.getppid() == parent and psutil.pid_exists(parent):
-            time.sleep(PARENT_POLL_SECONDS)
-        os._exit(1)  # no cleanup: the next run removes temporaries and the scratch folder
-
-    threading.Thread(target=watch, name="watch-run", daemon=True).start()
 
 
 def _started() -> None:
@@ -187,7 +151,8 @@ class AnalysisPool:
         self._pool = ProcessPool(
             max_workers=workers,
             max_tasks=max_tasks,
-            initializer=_init_worker,
+            initializer=init_worker,
+            initargs=(os.getpid(),),
             context=multiprocessing.get_context("spawn"),
         )
         self._lock = threading.Lock()

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import psutil
 import pytest
 
 from linac_qa import synthetic
@@ -258,3 +260,44 @@ def _rows(ledger: Path) -> list[tuple[list[str], str, str]]:
         except sqlite3.OperationalError:  # created, not yet its tables
             return []
     return [(json.loads(files), status, reason) for files, status, reason in rows]
+
+
+# --------------------------------------------------------------------------- no worker left behind
+
+STARTING_WORKER_PARENT = """
+import multiprocessing, os, signal, time
+from pebble import ProcessPool
+from linac_qa.worker_start import init_worker
+if __name__ == "__main__":
+    spawn = multiprocessing.get_context("spawn")
+    pool = ProcessPool(max_workers=1, initializer=init_worker, initargs=(os.getpid(),), context=spawn)
+    pool.schedule(os.getpid)  # starts the worker
+    while not multiprocessing.active_children():
+        time.sleep(0.01)
+    print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # the run is killed while its worker is still starting
+"""
+
+
+def test_a_worker_still_starting_when_its_run_is_killed_exits(tmp_path: Path) -> None:
+    """A worker that begins to watch its run only after the run died has been handed to another
+    parent already: it must still see that its run is gone (found by the stop trials: a worker
+    lived on after a SIGKILL that came while it imported pylinac)."""
+    script = tmp_path / "parent.py"
+    script.write_text(STARTING_WORKER_PARENT)
+    parent = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert parent.returncode == -signal.SIGKILL, parent.stderr[-2000:]
+    children = []
+    for pid in parent.stdout.split():
+        with contextlib.suppress(psutil.NoSuchProcess):  # gone already
+            children.append(psutil.Process(int(pid)))
+    try:
+        # It imports pylinac first (seconds), then sees that its run is gone.
+        _, alive = psutil.wait_procs(children, timeout=90)
+        assert alive == []
+    finally:
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                child.kill()

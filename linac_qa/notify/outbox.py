@@ -1,6 +1,8 @@
 """The ledger as an outbox: a run writes its messages there before anything is sent, the sender
 delivers whatever is pending (earlier runs' messages first), and the run's summary reports from it.
-A server that is down loses nothing; a run that crashes after queueing sends with the next run.
+A server that is down loses nothing; a run that crashes after queueing sends with the next run, and
+the results of a run that crashed before are written up by the next run (each result carries a mark
+once an e-mail, or the decision that none is due, covers it).
 
 Also the quiet-days check: silence is not good news, since a broken export looks like a quiet night.
 """
