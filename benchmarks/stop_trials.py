@@ -4,8 +4,8 @@
     python benchmarks/stop_trials.py mail  [--trials 10] [--acquisitions 30] [--reply-delay 1.0]
         common: [--workdir DIR] [--api URL] [--seed S] [--workers N]
 
-A corpus of synthetic starshots and picket fences (`linac_qa.synthetic`; every third one fails) is
-built once into the workdir with the verdict each acquisition must get. Every trial runs
+A corpus of synthetic starshots and FC-2 light/radiation images (`linac_qa.synthetic`; every fourth
+one fails) is built once into the workdir with the verdict each acquisition must get. Every trial runs
 `python -m flows.process COPY --json --config CFG` on a fresh copy, exactly as cron would, signals
 its main process (only that one) at a random moment, waits for it to end, then runs the same
 command again without a signal.
@@ -95,9 +95,10 @@ def say(text: str) -> None:
 
 # ------------------------------------------------------------------------------------ the corpus
 def build_corpus(folder: Path, n: int) -> dict[str, str]:
-    """Starshots, and a picket fence every tenth (several times slower); every third acquisition
-    fails. Returns each file's expected verdict. Backdated, so that no run waits for them to settle.
-    Kept in the workdir for the next invocation with the same count."""
+    """Starshots and FC-2 light/radiation images (the fast analyses: a picket fence takes minutes
+    on a busy machine); every fourth acquisition fails. Returns each file's expected verdict.
+    Backdated, so that no run waits for them to settle. Kept for the next invocation with the same
+    count."""
     from linac_qa import synthetic
 
     expected_file = folder / "EXPECTED.json"
@@ -109,10 +110,10 @@ def build_corpus(folder: Path, n: int) -> dict[str, str]:
     folder.mkdir(parents=True)
     expected = {}
     for i in range(n):
-        fails = i % 3 == 2
-        if i % 10 == 9:
-            name = f"RI.QA.PF_{i:03d}.dcm"
-            synthetic.picket_fence(folder / name, leaf_error_mm=1.2 if fails else 0.0, seed=i)
+        fails = i % 4 == 3
+        if i % 3 == 1:
+            name = f"RI.QA.LightRad_FC2_{i:03d}_10x10.dcm"
+            synthetic.light_rad(folder / name, offset_mm=(2.8, 0.0) if fails else (0.4, -0.3), seed=i)
         else:
             name = f"RI.QA.Starshot_{i:03d}.dcm"
             synthetic.starshot(folder / name, wobble_mm=0.9 if fails else 0.1, seed=i)
