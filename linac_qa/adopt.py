@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from linac_qa import versions
-from linac_qa.hashing import sha256_file
+from linac_qa.hashing import hash_file
 from linac_qa.model import AnalysisResult, Status
 from linac_qa.outputs import display_path, output_paths
 from linac_qa.runner import COMMIT_ORDER, Job, JobOutcome, combined_sha256
@@ -37,7 +37,8 @@ def adopt(job: Job) -> JobOutcome | None:
         if not all(paths[ext].is_file() and not paths[ext].is_symlink() for ext in COMMIT_ORDER):
             return None
         ours = json.loads(paths[".json"].read_text(encoding="utf-8"))["linac-qa-flows"]
-        hashes = {f: sha256_file(directory / f) for f in acq.files}
+        hashed = {f: hash_file(directory / f) for f in acq.files}
+        hashes = {f: h.sha256 for f, h in hashed.items()}
         if not _same_acquisition(ours, job, hashes):
             return None
         result = AnalysisResult(
@@ -57,7 +58,9 @@ def adopt(job: Job) -> JobOutcome | None:
         return None  # unreadable or not ours: analyse
     if result.status not in _JUDGED:
         return None
-    return JobOutcome(result=result, hashes=hashes)
+    return JobOutcome(
+        result=result, hashes=hashes, stamps={f: (h.size, h.mtime_ns) for f, h in hashed.items()}
+    )
 
 
 def _same_acquisition(ours: dict[str, Any], job: Job, hashes: dict[str, str]) -> bool:

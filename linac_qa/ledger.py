@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS files (
     config_hash TEXT,
     pylinac_version TEXT,
     recorded TEXT NOT NULL,
-    linac_qa_version TEXT           -- added later: see COLUMNS_ADDED
+    linac_qa_version TEXT           -- added later: see ADDED_COLUMNS
 );
 CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY,
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS results (
     metrics TEXT NOT NULL,
     unit TEXT,
     acquired TEXT,
-    recorded TEXT NOT NULL
+    recorded TEXT NOT NULL,
+    notified TEXT                   -- the run that wrote its e-mail (or found none due); NULL: not yet
 );
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -62,12 +63,15 @@ CREATE TABLE IF NOT EXISTS notifications (
     sender TEXT NOT NULL,
     recipients TEXT NOT NULL,       -- JSON list: the envelope, as it was when the message was written
     message BLOB,                   -- the whole RFC 5322 message; dropped once sent (attachments are large)
-    status TEXT NOT NULL,           -- pending | sent
+    status TEXT NOT NULL,           -- pending | sending (handed to the server, no answer yet) | sent
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
     last_attempt_run TEXT,
     sent TEXT,
-    sent_run TEXT
+    sent_run TEXT,
+    message_id TEXT,                -- its Message-ID header: the same on every attempt
+    attempt_started TEXT,           -- when the attempt in progress (status sending) began
+    unknown_attempt TEXT            -- when an attempt began whose run died before the server's answer
 );
 CREATE TABLE IF NOT EXISTS copies (
     source TEXT NOT NULL,           -- the source folder, as configured
@@ -84,9 +88,16 @@ CREATE TABLE IF NOT EXISTS state (
     value TEXT NOT NULL
 );
 """
-# Columns that later releases added to a table, as (table, column, type): a ledger written before
-# them gets them on opening (NULL in the rows already there), so it keeps working.
-COLUMNS_ADDED = (("files", "linac_qa_version", "TEXT"),)
+# Columns added since the first ledgers: (table, column, declaration, value for the rows already there).
+# Results recorded before the e-mail mark had their e-mail (or none) under the rules of their day; a
+# ledger written before them gets them on opening, so it keeps working.
+ADDED_COLUMNS = (
+    ("results", "notified", "TEXT", "'before-tracking'"),
+    ("notifications", "message_id", "TEXT", None),
+    ("notifications", "attempt_started", "TEXT", None),
+    ("notifications", "unknown_attempt", "TEXT", None),
+    ("files", "linac_qa_version", "TEXT", None),
+)
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,30 @@ class Mail:
     last_error: str | None
     last_attempt_run: str | None
     sent_run: str | None
+    message_id: str | None = None
+    attempt_started: str | None = None
+    unknown_attempt: str | None = None
+
+
+@dataclass(frozen=True)
+class NewMail:
+    """A message to keep in the ledger as pending."""
+
+    kind: str
+    subject: str
+    sender: str
+    recipients: list[str]
+    message: bytes
+    message_id: str | None
+
+
+@dataclass(frozen=True)
+class UnreportedRun:
+    """An earlier run whose results no e-mail has covered: it died before writing its own."""
+
+    run_id: str
+    started: str
+    results: list[AnalysisResult]
 
 
 @dataclass(frozen=True)
@@ -148,15 +183,19 @@ class Ledger:
             self._db.close()
 
     def _add_columns(self) -> None:
-        for table, column, kind in COLUMNS_ADDED:
-            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            if column in present:
-                continue
-            try:
-                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-            except sqlite3.OperationalError as exc:  # another process (a watch, a run) added it first
-                if "duplicate column" not in str(exc):
-                    raise
+        with self._transaction() as db:
+            for table, column, declaration, existing in ADDED_COLUMNS:
+                have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column in have:
+                    continue
+                try:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+                except sqlite3.OperationalError as exc:  # another process (a watch, a run) added it first
+                    if "duplicate column" not in str(exc):
+                        raise
+                    continue
+                if existing is not None:
+                    db.execute(f"UPDATE {table} SET {column} = {existing}")
 
     def known(self) -> dict[str, Known]:
         with self._lock:
@@ -243,38 +282,108 @@ class Ledger:
             )
 
     # -------------------------------------------------------------- notifications
-    def queue_mail(
-        self, *, run_id: str, kind: str, subject: str, sender: str, recipients: list[str], message: bytes
-    ) -> int:
-        """Kept before any attempt to send it: a failed send, or a crash, loses nothing."""
+    def queue_mail(self, run_id: str, mails: list[NewMail], reported_runs: list[str]) -> None:
+        """Keeps the messages as pending and marks every result of `reported_runs` not yet marked as
+        reported by `run_id`, in one transaction: a result is in exactly one written e-mail (or in
+        none, when none was due), whatever moment a crash picks. Kept before any attempt to send."""
+        now = _now()
         with self._transaction() as db:
-            cur = db.execute(
+            db.executemany(
                 "INSERT INTO notifications (created, run_id, kind, subject, sender, recipients, message,"
-                " status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
-                (_now(), run_id, kind, subject, sender, json.dumps(recipients), message),
+                " status, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                [
+                    (
+                        now,
+                        run_id,
+                        m.kind,
+                        m.subject,
+                        m.sender,
+                        json.dumps(m.recipients),
+                        m.message,
+                        m.message_id,
+                    )
+                    for m in mails
+                ],
             )
-            return int(cur.lastrowid or 0)
+            db.executemany(
+                "UPDATE results SET notified = ? WHERE notified IS NULL AND run_id = ?",
+                [(run_id, reported) for reported in reported_runs],
+            )
+
+    def unreported_runs(self, run_id: str) -> list[UnreportedRun]:
+        """Earlier runs that recorded results and died before writing their e-mail, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT r.run_id, COALESCE(runs.started, MIN(r.recorded)) FROM results r"
+                " LEFT JOIN runs ON runs.id = r.run_id WHERE r.notified IS NULL AND r.run_id != ?"
+                " GROUP BY r.run_id ORDER BY MIN(r.id)",
+                (run_id,),
+            ).fetchall()
+        return [UnreportedRun(rid, started, self._unreported_results(rid)) for rid, started in rows]
+
+    def _unreported_results(self, run_id: str) -> list[AnalysisResult]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT analysis, model, status, reason, files, outputs, metrics, unit, acquired FROM results"
+                " WHERE run_id = ? AND notified IS NULL ORDER BY id",
+                (run_id,),
+            ).fetchall()
+        return [
+            AnalysisResult(
+                analysis=analysis,
+                model=model,
+                status=status,
+                reason=reason,
+                files=json.loads(files),
+                outputs=json.loads(outputs),
+                metrics=json.loads(metrics),
+                unit=unit,
+                acquired=dt.datetime.fromisoformat(acquired) if acquired else None,
+            )
+            for analysis, model, status, reason, files, outputs, metrics, unit, acquired in rows
+        ]
 
     def pending_mail(self) -> list[Mail]:
-        return self._mail("WHERE status = 'pending'", ())
+        """Every message not known to be delivered, including those whose last attempt has no
+        known outcome (`sending`: its run died waiting for the server's answer)."""
+        return self._mail("WHERE status IN ('pending', 'sending')", ())
 
     def mail_of_run(self, run_id: str) -> list[Mail]:
         """What a run has to report: the messages it delivered, and every message still pending."""
-        return self._mail("WHERE status = 'pending' OR sent_run = ?", (run_id,))
+        return self._mail("WHERE status IN ('pending', 'sending') OR sent_run = ?", (run_id,))
+
+    def mail_attempt(self, mail_id: int, run_id: str) -> None:
+        """Committed before the message goes to the server: a run that dies before the answer
+        leaves it `sending`, an attempt of unknown outcome, instead of silently pending."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE notifications SET status = 'sending', attempt_started = ?, last_attempt_run = ?"
+                " WHERE id = ?",
+                (_now(), run_id, mail_id),
+            )
+
+    def mail_outcome_unknown(self, mail_id: int) -> None:
+        """An attempt left `sending` by a run that died: pending again, the attempt remembered."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE notifications SET status = 'pending', unknown_attempt = attempt_started,"
+                " attempt_started = NULL, attempts = attempts + 1 WHERE id = ? AND status = 'sending'",
+                (mail_id,),
+            )
 
     def mail_sent(self, mail_id: int, run_id: str) -> None:
         with self._transaction() as db:
             db.execute(
                 "UPDATE notifications SET status = 'sent', sent = ?, sent_run = ?, attempts = attempts + 1,"
-                " last_attempt_run = ?, message = NULL WHERE id = ?",
+                " last_attempt_run = ?, message = NULL, attempt_started = NULL WHERE id = ?",
                 (_now(), run_id, run_id, mail_id),
             )
 
     def mail_failed(self, mail_id: int, run_id: str, error: str) -> None:
         with self._transaction() as db:
             db.execute(
-                "UPDATE notifications SET attempts = attempts + 1, last_error = ?, last_attempt_run = ?"
-                " WHERE id = ?",
+                "UPDATE notifications SET status = 'pending', attempt_started = NULL,"
+                " attempts = attempts + 1, last_error = ?, last_attempt_run = ? WHERE id = ?",
                 (error, run_id, mail_id),
             )
 
@@ -282,7 +391,8 @@ class Ledger:
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, created, run_id, kind, subject, sender, recipients, message, status, attempts,"
-                f" last_error, last_attempt_run, sent_run FROM notifications {where} ORDER BY id",
+                " last_error, last_attempt_run, sent_run, message_id, attempt_started, unknown_attempt"
+                f" FROM notifications {where} ORDER BY id",
                 params,
             ).fetchall()
         return [
@@ -300,6 +410,9 @@ class Ledger:
                 last_error=row[10],
                 last_attempt_run=row[11],
                 sent_run=row[12],
+                message_id=row[13],
+                attempt_started=row[14],
+                unknown_attempt=row[15],
             )
             for row in rows
         ]

@@ -23,7 +23,7 @@ from linac_qa.analyses import REGISTRY
 from linac_qa.analyses.base import AnalysisType, Inputs, close_figures
 from linac_qa.criteria import Implausible, Verdict
 from linac_qa.faults import checkpoint, stall
-from linac_qa.hashing import sha256_file
+from linac_qa.hashing import hash_file
 from linac_qa.model import Acquisition, AnalysisResult, Status
 from linac_qa.outputs import display_path, keep_previous, output_paths, staged_outputs
 from linac_qa.reporting import mark
@@ -59,6 +59,8 @@ class Job(BaseModel):
 class JobOutcome(BaseModel):
     result: AnalysisResult
     hashes: dict[str, str]
+    # Each input's size and mtime (ns) as it was hashed: recorded with its hash, not discovery's.
+    stamps: dict[str, tuple[int, int]] = {}
 
 
 def run_job(job: Job) -> JobOutcome:
@@ -78,8 +80,11 @@ def run_job(job: Job) -> JobOutcome:
         warnings=list(acq.warnings),
     )
     hashes: dict[str, str] = {}
+    stamps: dict[str, tuple[int, int]] = {}
     try:
-        hashes = {f: sha256_file(directory / f) for f in acq.files}
+        for f in acq.files:
+            hashed = hash_file(directory / f)
+            hashes[f], stamps[f] = hashed.sha256, (hashed.size, hashed.mtime_ns)
         problem = analysis.check_group(acq, settings)
         if problem:
             result.reason = problem
@@ -97,7 +102,7 @@ def run_job(job: Job) -> JobOutcome:
     finally:
         close_figures()
     result.seconds = round(time.perf_counter() - started, 2)
-    return JobOutcome(result=result, hashes=hashes)
+    return JobOutcome(result=result, hashes=hashes, stamps=stamps)
 
 
 def _analyse(

@@ -21,7 +21,7 @@ from linac_qa.adopt import adopt
 from linac_qa.config import ConfigError, Settings
 from linac_qa.discovery import printable
 from linac_qa.faults import checkpoint
-from linac_qa.hashing import sha256_file
+from linac_qa.hashing import Hashed, hash_file
 from linac_qa.ledger import STATE_DIR, FileStamp, Ledger
 from linac_qa.model import Acquisition, AnalysisResult
 from linac_qa.outputs import distinct_stems, remove_stale_temporaries, run_stamp
@@ -246,27 +246,38 @@ class Run:
                 self.record_outcome(job, outcome)
         return remaining
 
-    def record(self, result: AnalysisResult, hashes: dict[str, str] | None = None) -> None:
-        """Into the ledger at once, so a crash later in the run does not redo this one."""
-        hashes = hashes or {}
-        stamps = []
+    def record(
+        self,
+        result: AnalysisResult,
+        hashes: dict[str, str] | None = None,
+        stamps: dict[str, tuple[int, int]] | None = None,
+    ) -> None:
+        """Into the ledger at once, so a crash later in the run does not redo this one. Each file
+        with its hash and the size and mtime it had when hashed (`hashes`, `stamps`: the worker's);
+        a file hashed by nobody yet is hashed now."""
+        hashes, stamps = hashes or {}, stamps or {}
+        files = []
         for rel in result.files:
-            stamp = self.stamps.get(rel) or FileStamp(rel, 0, 0)
-            sha = hashes.get(rel) or _hash_or_none(self.directory / rel)
-            stamps.append(FileStamp(stamp.path, stamp.size, stamp.mtime_ns, sha))
+            if rel in hashes and rel in stamps:
+                files.append(FileStamp(rel, *stamps[rel], hashes[rel]))
+                continue
+            hashed = _hash_or_none(self.directory / rel)
+            if hashed is None:  # unreadable: as discovery saw it, without a hash
+                seen = self.stamps.get(rel) or FileStamp(rel, 0, 0)
+                files.append(FileStamp(rel, seen.size, seen.mtime_ns))
+            else:
+                files.append(FileStamp(rel, hashed.size, hashed.mtime_ns, hashed.sha256))
         retried = sorted({self.retried[rel] for rel in result.files if rel in self.retried})
         # Said on the result, so that a verdict where the last run had an error is not a mystery.
         result.warnings.extend(f"an earlier error retried: {why}" for why in retried)
-        self.ledger.record(
-            result, stamps, run_id=self.run_id, provenance=versions.current(self.settings.hash)
-        )
+        self.ledger.record(result, files, run_id=self.run_id, provenance=versions.current(self.settings.hash))
         self.results.append(result)
         if self.listener:
             self.listener.finished(result)
 
     def record_outcome(self, job: Job, outcome: JobOutcome) -> None:
         checkpoint("before-ledger")  # the outputs exist; a kill here leaves them for adoption
-        self.record(outcome.result, outcome.hashes)
+        self.record(outcome.result, outcome.hashes, outcome.stamps)
 
     def summary(self, skipped: Counter[str]) -> RunSummary:
         summary = RunSummary(
@@ -294,10 +305,10 @@ def _result_order(r: AnalysisResult) -> tuple[str, str]:
     return (r.analysis or "~", r.files[0] if r.files else "")
 
 
-def _hash_or_none(path: Path) -> str | None:
+def _hash_or_none(path: Path) -> Hashed | None:
     if path.is_symlink() or not path.is_file():  # links are never followed; a named pipe would block
         return None
     try:
-        return sha256_file(path)
+        return hash_file(path)
     except OSError:
         return None

@@ -289,9 +289,10 @@ def test_the_lock_of_a_killed_run_is_released(tmp_path: Path) -> None:
 POOL_PARENT = """
 import multiprocessing, os, time
 from pebble import ProcessPool
-from linac_qa.executor import _init_worker
+from linac_qa.worker_start import init_worker
 if __name__ == "__main__":
-    pool = ProcessPool(max_workers=1, initializer=_init_worker, context=multiprocessing.get_context("spawn"))
+    spawn = multiprocessing.get_context("spawn")
+    pool = ProcessPool(max_workers=1, initializer=init_worker, initargs=(os.getpid(),), context=spawn)
     print(pool.schedule(os.getpid).result(), flush=True)
     pool.schedule(time.sleep, args=(120,))  # an analysis that takes long
     time.sleep(600)

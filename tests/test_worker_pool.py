@@ -6,7 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.spawn
 import time
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, wait
 from multiprocessing import resource_tracker
 from pathlib import Path
 
@@ -72,3 +72,27 @@ def test_workers_that_cannot_start_say_why(tmp_path: Path) -> None:
     message = str(err.value)
     assert message.startswith("the analysis worker processes cannot start: "), message
     assert "python-removed-by-an-upgrade" in message and "No such file or directory" in message
+
+
+def test_a_failing_run_records_nothing_it_did_not_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop (SIGTERM: Prefect raises in the flow) or any exception in the run leaves the pool's
+    block: the analysis in progress is ended and the waiting ones never start. None of them is an
+    outcome (no `error: BrokenProcessPool`): their files stay unrecorded for the next run."""
+    monkeypatch.setenv(STALL_ON, "Starshot_0")
+    jobs = starshot_jobs(tmp_path, 3)
+    done = Recorder()
+    futures = []
+    with pytest.raises(KeyboardInterrupt), AnalysisPool(workers=1, timeout_seconds=60) as pool:
+        futures = [pool.submit(job, done) for job in jobs]
+        deadline = time.monotonic() + 60
+        while not any(f.running() for f in pool._scheduled):  # the stalled analysis has begun
+            assert time.monotonic() < deadline, "the worker never started"
+            time.sleep(0.1)
+        raise KeyboardInterrupt  # what a stop raises in the flow
+    # pebble fails the tasks it dropped from a thread of its own, later: wait for every one.
+    finished, _ = wait(futures, timeout=60)
+    assert len(finished) == len(futures)
+    assert [o.result.reason for _, o, _ in done.calls] == []  # not `error: BrokenProcessPool`
+    assert all(f.cancelled() for f in futures)

@@ -103,10 +103,11 @@ def qualifying(results: Iterable[AnalysisResult], send: str) -> list[AnalysisRes
     return problems_first(r for r in results if r.status in wanted and not r.not_judged)
 
 
-def run_messages(summary: RunSummary, email: EmailSettings, unit: str) -> list[Outgoing]:
-    """What this run sends: nothing, one digest, or one message per qualifying analysis. A digest
-    lists every result not judged under its own heading; with `send: all` such results are reason
-    enough for a message, with `send: failures` they are not (they are no failure)."""
+def run_messages(summary: RunSummary, email: EmailSettings, unit: str, note: str = "") -> list[Outgoing]:
+    """What a run sends: nothing, one digest, or one message per qualifying analysis. A digest lists
+    every result not judged under its own heading; with `send: all` such results are reason enough for
+    a message, with `send: failures` they are not (they are no failure). `note`: a sentence after the
+    heading (e.g. that the run was interrupted)."""
     chosen = qualifying(summary.results, email.send)
     unjudged = [r for r in summary.results if r.not_judged]
     due = chosen + (unjudged if email.send == "all" else [])
@@ -115,8 +116,8 @@ def run_messages(summary: RunSummary, email: EmailSettings, unit: str) -> list[O
     directory = Path(summary.directory)
     if email.digest:
         listed = chosen + unjudged
-        return [_results_message("digest", summary, listed, summary.results, email, unit, directory)]
-    return [_results_message("analysis", summary, [r], [r], email, unit, directory) for r in due]
+        return [_results_message("digest", summary, listed, summary.results, email, unit, directory, note)]
+    return [_results_message("analysis", summary, [r], [r], email, unit, directory, note) for r in due]
 
 
 def quiet_message(
@@ -191,6 +192,7 @@ def _results_message(
     email: EmailSettings,
     unit: str,
     directory: Path,
+    note: str,
 ) -> Outgoing:
     n = counts(counted)
     subject = email.subject.format(unit=unit, **n)
@@ -205,6 +207,7 @@ def _results_message(
     ]
     heading = (
         f"{unit} QA, run of {_local(summary.started)}: {_count_line(n)}. Results in {summary.directory}."
+        + (f" {note}" if note else "")
     )
     unlisted = _unlisted_line(n, email.send) if kind == "digest" else ""
     text = _text(heading, sections, unlisted, attachments, email.attachments_max_mb)

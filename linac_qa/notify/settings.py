@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import string
 from email.utils import getaddresses
 from typing import Annotated, Literal
@@ -28,6 +29,13 @@ class EmailSettings(Section):
     quiet_days: float = Field(default=3, ge=0)
     timeout_seconds: float = Field(default=30, gt=0)
     retries: int = Field(default=2, ge=0, le=10)
+    # A message handed to the server by a run that died before the answer may have been delivered:
+    # sent again (the same message, so the same Message-ID) only by a run at least this much later.
+    resend_unknown_after_minutes: float = Field(default=60, ge=0)
+
+    @property
+    def resend_unknown_after(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.resend_unknown_after_minutes)
 
     @property
     def enabled(self) -> bool:
