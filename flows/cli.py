@@ -29,8 +29,8 @@ EXIT_STATUSES = """exit status:
   1  a result failed or is an error (QA problems)
   2  bad usage or configuration, or DIR not found (nothing done)
   3  another run holds DIR's lock
-  4  the run could not be done: the Prefect API could not be reached (PREFECT_API_URL) or
-     Prefect's temporary server did not start; one line on standard error says why and, with
+  4  the run could not be done: the Prefect API could not be reached (PREFECT_API_URL),
+     Prefect's temporary server did not start, or no analysis worker could start; one line on standard error says why and, with
      --json, the document has a run-level "error" and no results. The temporary server may take
      180 s to start (PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS overrides) and is tried twice."""
 
@@ -100,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         except _refusals() as exc:
             return _refused(exc)
+        except _cannot_analyse() as exc:  # no worker process starts: nothing could be analysed
+            print(f"error: the run could not be done: {exc}", file=sys.stderr)
+            if args.json:
+                _write_not_done(out, root, settings, started, str(exc))
+            return EXIT_NOT_DONE
     if args.json:
         out.write(json.dumps(summary, ensure_ascii=False) + "\n")
     else:
@@ -156,6 +161,12 @@ def _refusals() -> tuple[type[Exception], ...]:
     from linac_qa.session import DirectoryBusy
 
     return DirectoryBusy, DaskUnavailable
+
+
+def _cannot_analyse() -> tuple[type[Exception], ...]:
+    from linac_qa.executor import WorkersUnavailable
+
+    return (WorkersUnavailable,)
 
 
 def _refused(exc: Exception) -> int:
