@@ -54,6 +54,7 @@ def plan(classified: Iterable[ClassifiedFile], settings: Settings, ctx: GroupCon
         if cf.status is None:
             assert cf.analysis is not None
             by_section[cf.analysis].append(cf)
+    _one_file_per_image(by_section, result)
     _adopt_partners(by_section, classified, result)
     members: dict[str, ClassifiedFile] = {cf.path: cf for cf in classified}
     for section, files in by_section.items():
@@ -82,6 +83,30 @@ def plan(classified: Iterable[ClassifiedFile], settings: Settings, ctx: GroupCon
         result.acquisitions = [a for a in result.acquisitions if a not in growing]
         result.waiting += sum(len(a.files) for a in growing)
     return result
+
+
+def _one_file_per_image(by_section: dict[str, list[ClassifiedFile]], result: Plan) -> None:
+    """The same image exported twice (two files, one SOP Instance UID) is analysed once: a set with
+    an image twice over would be judged on a duplicate. The one among most of its section's files
+    stays (a stray copy never takes a set's image away); the others say so."""
+    for section, files in by_section.items():
+        per_folder = Counter(folder_of(cf.path) for cf in files)
+        first: dict[str, str] = {}
+        kept = []
+        for cf in sorted(files, key=lambda c: (-per_folder[folder_of(c.path)], c.path)):
+            uid = cf.header.instance_uid if cf.header and not cf.zip_members else None
+            if uid is None or uid not in first:
+                if uid is not None:
+                    first[uid] = cf.path
+                kept.append(cf)
+                continue
+            reason = f"the same image as {first[uid]} (same SOP Instance UID): analysed once, with that file"
+            result.decided.append(
+                AnalysisResult(
+                    analysis=section, model=None, files=[cf.path], status=Status.IGNORED, reason=reason
+                )
+            )
+        by_section[section] = kept
 
 
 def _adopt_partners(

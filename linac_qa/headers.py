@@ -28,6 +28,7 @@ _TAGS = (
     *MACHINE_TAGS,
     "Modality",
     "SOPClassUID",
+    "SOPInstanceUID",
     "StudyInstanceUID",
     "SeriesInstanceUID",
     "SeriesNumber",
@@ -100,6 +101,7 @@ def read_header(fp: BinaryIO, size: int, extra_tags: Iterable[str] = ()) -> Dico
         modality=_text(ds, "Modality"),
         sop_class_uid=_text(ds, "SOPClassUID")
         or _text(getattr(ds, "file_meta", {}), "MediaStorageSOPClassUID"),
+        instance_uid=_text(ds, "SOPInstanceUID"),
         study_uid=_text(ds, "StudyInstanceUID"),
         series_uid=_text(ds, "SeriesInstanceUID"),
         series_number=_int(ds, "SeriesNumber"),

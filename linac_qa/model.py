@@ -44,6 +44,7 @@ class DicomHeader(Record):
 
     modality: str | None = None
     sop_class_uid: str | None = None
+    instance_uid: str | None = None  # SOPInstanceUID: the same image exported twice has the same one
     study_uid: str | None = None
     series_uid: str | None = None
     series_number: int | None = None

@@ -308,8 +308,10 @@ def test_a_copy_of_one_image_elsewhere_never_joins_its_series_set(tmp_path: Path
     images = synthetic.winston_lutz_set(tmp_path / "WL_A")
     (tmp_path / "RI.QA.WL_copy.dcm").write_bytes(images[0].read_bytes())
     work = plan_of(tmp_path)
-    sets = sorted(len(acq.files) for acq in work.acquisitions)
-    assert sets == [1, len(images)]
+    (acq,) = work.acquisitions
+    assert acq.files == tuple(sorted(p.relative_to(tmp_path).as_posix() for p in images))
+    (copy,) = work.decided
+    assert copy.files == ["RI.QA.WL_copy.dcm"] and "same SOP Instance UID" in copy.reason
 
 
 def test_images_of_one_study_each_in_a_folder_and_series_of_its_own_are_one_set(tmp_path: Path) -> None:
@@ -321,3 +323,13 @@ def test_images_of_one_study_each_in_a_folder_and_series_of_its_own_are_one_set(
     (tmp_path / "flat").rmdir()
     (acq,) = plan_of(tmp_path).acquisitions
     assert len(acq.files) == len(images)
+
+
+def test_the_same_image_twice_is_analysed_once_and_the_copy_says_so(tmp_path: Path) -> None:
+    images = synthetic.winston_lutz_set(tmp_path / "flat")
+    (tmp_path / "flat" / "RI.QA.WL_again.dcm").write_bytes(images[0].read_bytes())
+    work = plan_of(tmp_path)
+    (acq,) = work.acquisitions
+    assert len(acq.files) == len(images) and "flat/RI.QA.WL_again.dcm" not in acq.files
+    (copy,) = work.decided
+    assert copy.status == "ignored" and copy.reason.startswith(f"the same image as {acq.files[0]}")
