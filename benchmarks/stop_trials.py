@@ -194,7 +194,17 @@ class Run:
     stdout_ok: bool = False
     left_behind: list[str] = field(default_factory=list)
     last_process_gone_s: float = 0.0  # after the run ended
-    last_verdict_at: float | None = None  # seconds after start when the ledger held every result
+    verdict_times: list[float] = field(default_factory=list)  # [i]: when the ledger held i + 1 results
+
+
+@dataclass(frozen=True)
+class Moment:
+    """When to signal: `then` seconds after the ledger holds `after_rows` results (0: after the
+    start). Counting results rather than seconds keeps the moment inside the run however busy the
+    machine is."""
+
+    after_rows: int
+    then: float
 
 
 def run_once(
@@ -204,9 +214,8 @@ def run_once(
     logs: Path,
     tag: str,
     *,
-    signal_at: float | None = None,
+    moment: Moment | None = None,
     sig: int = signal.SIGKILL,
-    expected_rows: int = 0,
 ) -> Run:
     out, err = logs / f"{tag}.out", logs / f"{tag}.err"
     started = time.monotonic()
@@ -228,11 +237,14 @@ def run_once(
                 seen.setdefault(child.pid, child)
         except psutil.Error:
             pass
-        if expected_rows and run.last_verdict_at is None and len(ledger_rows(ledger)) >= expected_rows:
-            run.last_verdict_at = now
-        if signal_at is not None and run.signalled_at is None and now >= signal_at:
-            proc.send_signal(sig)
-            run.signalled_at = now
+        rows = len(ledger_rows(ledger))
+        while len(run.verdict_times) < rows:
+            run.verdict_times.append(now)
+        if moment is not None and run.signalled_at is None:
+            since = 0.0 if moment.after_rows == 0 else _nth(run.verdict_times, moment.after_rows)
+            if since is not None and now >= since + moment.then:
+                proc.send_signal(sig)
+                run.signalled_at = now
         if now > RUN_TIMEOUT:
             proc.kill()
             say(f"{tag}: still running after {RUN_TIMEOUT:g} s, killed")
@@ -250,6 +262,10 @@ def run_once(
     except ValueError:
         run.summary = None
     return run
+
+
+def _nth(times: list[float], n: int) -> float | None:
+    return times[n - 1] if len(times) >= n else None
 
 
 def left_behind(processes: list[psutil.Process]) -> tuple[list[str], float]:
@@ -404,15 +420,17 @@ def stops(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[
         for k in range(args.trials):
             tag = f"{name}-{k:02d}"
             root = fresh_copy(workdir / "corpus", workdir / "trials" / tag)
-            at = round(rng.uniform(0.5, reference.seconds), 2)
-            killed = run_once(root, config, env, logs, f"{tag}-stopped", signal_at=at, sig=SIGNALS[name])
+            moment = stop_moment(rng, reference, len(expected))
+            killed = run_once(root, config, env, logs, f"{tag}-stopped", moment=moment, sig=SIGNALS[name])
             recorded = len(ledger_rows(root / ".linac-qa" / "ledger.sqlite"))
             rerun = run_once(root, config, env, logs, f"{tag}-rerun")
             problems = check_results(root, expected, killed, rerun)
             trial = {
                 "trial": tag,
                 "signal": name,
-                "at_s": at,
+                "after_results": moment.after_rows,
+                "then_s": round(moment.then, 2),
+                "at_s": killed.signalled_at,
                 "stopped_exit": killed.code,
                 "exit_after_signal_s": killed.exit_after_signal,
                 "recorded_before_rerun": recorded,
@@ -454,9 +472,10 @@ def mail(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[d
         say("an uninterrupted run, to measure when its last verdict comes and when it ends")
         config = write_config(workdir / "mail-reference.yml", "Reference", args.workers, email)
         root = fresh_copy(workdir / "corpus", workdir / "reference-mail")
-        reference = run_once(root, config, env, logs, "reference-mail", expected_rows=len(expected))
-        last = reference.last_verdict_at or reference.seconds
-        say(f"uninterrupted: last verdict at {last:.1f} s, exit at {reference.seconds} s")
+        reference = run_once(root, config, env, logs, "reference-mail")
+        n = len(expected)
+        before_last, last = reference.verdict_times[n - 2], reference.verdict_times[n - 1]
+        say(f"uninterrupted: last verdicts at {before_last:.1f}, {last:.1f} s; exit {reference.seconds} s")
         rng = random.Random(args.seed)
         trials = []
         for k in range(args.trials):
@@ -464,8 +483,9 @@ def mail(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[d
             unit = f"Trial-{k:02d}"
             config = write_config(workdir / f"{tag}.yml", unit, args.workers, email)
             root = fresh_copy(workdir / "corpus", workdir / "trials" / tag)
-            at = round(rng.uniform(max(0.5, last - 3), reference.seconds + 0.5), 2)
-            killed = run_once(root, config, env, logs, f"{tag}-killed", signal_at=at, sig=signal.SIGKILL)
+            # From the last verdict but one to a moment past the end of the reference run.
+            moment = Moment(n - 1, rng.uniform(0, reference.seconds - before_last + 1))
+            killed = run_once(root, config, env, logs, f"{tag}-killed", moment=moment, sig=signal.SIGKILL)
             ledger = root / ".linac-qa" / "ledger.sqlite"
             phase = kill_phase(len(ledger_rows(ledger)), len(expected), notification_states(ledger), killed)
             delivered_before = len(of_unit(box.received, unit))
@@ -475,7 +495,8 @@ def mail(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[d
             mail_problems, copies = check_mail(expected, received, rerun)
             trial = {
                 "trial": tag,
-                "at_s": at,
+                "at_s": killed.signalled_at,
+                "after_last_verdict_s": after_last_verdict(killed, n),
                 "phase": phase,
                 "killed_exit": killed.code,
                 "delivered_before_rerun": delivered_before,
@@ -488,7 +509,6 @@ def mail(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[d
                     for n in (rerun.summary or {}).get("notifications", [])
                 ),
                 "problems": problems + mail_problems,
-                "last_verdict_s": round(last, 2),
                 "reference_s": reference.seconds,
             }
             say(f"{tag}: {'; '.join(trial['problems']) or 'ok'}  {trial}")
@@ -496,6 +516,22 @@ def mail(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[d
         return trials
     finally:
         box.stop()
+
+
+def stop_moment(rng: random.Random, reference: Run, n: int) -> Moment:
+    """Uniform over the run as the reference run spent it: before its first verdict (start-up,
+    discovery, the first analyses), between two verdicts, or after the last one (the end)."""
+    times = [0.0, *reference.verdict_times[:n], reference.seconds]
+    at = rng.uniform(0, reference.seconds)
+    rows = max(i for i, t in enumerate(times[:-1]) if t <= at)
+    return Moment(rows, at - times[rows])
+
+
+def after_last_verdict(run: Run, n: int) -> float | None:
+    """How long after its last verdict the run was killed; None: before it, or not killed."""
+    if run.signalled_at is None or len(run.verdict_times) < n:
+        return None
+    return round(run.signalled_at - run.verdict_times[n - 1], 2)
 
 
 def of_unit(received: list[Any], unit: str) -> list[Any]:

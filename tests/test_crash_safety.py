@@ -37,7 +37,7 @@ from tests.conftest import ROOT, CliRun, register_inputs
 from tests.mailbox import Mailbox, Received
 from tests.test_email import setup_block
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # six runs side by side, then six more
 
 FILES = ("RI.QA.Starshot_A.dcm", "sub dir/RI.QA.Starshot_B.dcm")  # B fails: the digest has something to say
 EMAIL_CHECKPOINTS = ("queue-email", "email", "email-sent")  # the runs that have e-mail on
@@ -91,7 +91,7 @@ def launch(s: Scenario, api: str, crash_at: str | None, logs: Path) -> subproces
 
 
 def wait_all(
-    procs: dict[str, subprocess.Popen[str]], timeout: float = 400
+    procs: dict[str, subprocess.Popen[str]], timeout: float = 900
 ) -> dict[str, list[psutil.Process]]:
     """Waits for every run, noting each one's descendants (its workers) while it lives."""
     seen: dict[str, dict[int, psutil.Process]] = {k: {} for k in procs}

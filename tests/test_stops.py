@@ -97,6 +97,20 @@ def test_failures_of_a_run_that_died_before_writing_its_email_go_with_the_next_r
     assert len(bodies(ledger)) == len(texts)  # nothing is reported twice
 
 
+def test_results_of_a_run_with_email_off_are_not_mailed_once_it_is_on(tmp_path: Path) -> None:
+    """The mark means "its e-mail was decided", not "it was mailed": turning e-mail on does not
+    send the archive's failures."""
+    quiet = load_settings(text="general:\n  settle-seconds: 0\n  unit: TrueBeam1\n")
+    ledger = Ledger.open(tmp_path)
+    run = Run(tmp_path, quiet, ledger)
+    run.record(result(Status.FAILED, "RI.QA.Starshot_B.dcm"))
+    queue_run_mail(ledger, run.summary(Counter()), quiet.email, run.run_id)
+    settings = email_settings()
+    later = Run(tmp_path, settings, ledger)
+    queue_run_mail(ledger, later.summary(Counter()), settings.email, later.run_id)
+    assert not any("RI.QA.Starshot_B.dcm" in text for text in bodies(ledger))
+
+
 def test_results_of_a_ledger_from_before_the_mark_are_never_mailed(tmp_path: Path) -> None:
     """An upgraded ledger: its old results had their e-mail (or none) under the old rules."""
     state = tmp_path / ".linac-qa"
