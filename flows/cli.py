@@ -30,9 +30,10 @@ EXIT_STATUSES = """exit status:
   2  bad usage or configuration, or DIR not found (nothing done)
   3  another run holds DIR's lock
   4  the run could not be done: the Prefect API could not be reached (PREFECT_API_URL),
-     Prefect's temporary server did not start, or no analysis worker could start; one line on standard error says why and, with
-     --json, the document has a run-level "error" and no results. The temporary server may take
-     180 s to start (PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS overrides) and is tried twice."""
+     Prefect's temporary server did not start, or no analysis worker could start; one line on
+     standard error says why and, with --json, the document has a run-level "error" and no
+     results. The temporary server may take 180 s to start
+     (PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS overrides) and is tried twice."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -241,7 +242,6 @@ def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[s
     known = Ledger(ledger_file).known() if ledger_file.exists() else {}
     found = discover(root, settings, known, force=args.force, retry_errors=args.retry_errors)
     classified = classify_files(root, [s.path for s in found.new], settings)
-    why = {cf.path: cf.reason for cf in classified}
     work = plan(
         [*found.decided(), *classified],
         settings,
@@ -254,7 +254,7 @@ def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[s
             "would": "analyse",
             "variant": a.variant,
             # What routed each file: a rule, or a keyword and where it was found.
-            "routed": {f: why.get(f, "") for f in a.files},
+            "routed": {f: work.routed.get(f, "") for f in a.files},
         }
         for a in work.acquisitions
     ] + [

@@ -24,6 +24,7 @@ class Plan:
     acquisitions: list[Acquisition] = field(default_factory=list)
     decided: list[AnalysisResult] = field(default_factory=list)  # ignored and error, from classification
     waiting: int = 0  # files of incomplete groups, held back for a later run
+    routed: dict[str, str] = field(default_factory=dict)  # what routed each file to its analysis
 
     def by_analysis(self) -> dict[str, list[Acquisition]]:
         out: dict[str, list[Acquisition]] = defaultdict(list)
@@ -56,6 +57,7 @@ def plan(classified: Iterable[ClassifiedFile], settings: Settings, ctx: GroupCon
             by_section[cf.analysis].append(cf)
     _one_file_per_image(by_section, result)
     _adopt_partners(by_section, classified, result)
+    result.routed = {cf.path: cf.reason for files in by_section.values() for cf in files}
     members: dict[str, ClassifiedFile] = {cf.path: cf for cf in classified}
     for section, files in by_section.items():
         analysis = REGISTRY[section]
