@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 from pydicom.datadict import tag_for_keyword
 
-from linac_qa.keywords import best_match, normalise
+from linac_qa.keywords import best_match, matches, normalise, tokens
 from linac_qa.model import DicomHeader
 from linac_qa.sections import Section
 
@@ -123,11 +123,11 @@ def by_keywords(
     member names of a zip)."""
     path = PurePosixPath(rel_path)
     texts = header.texts if header else ()
-    first = best_of(candidates, [bare_name(path.name), *map(bare_name, labels), *texts])
+    name = bare_name(path.name)
+    first = best_of(candidates, [name, *map(bare_name, labels), *texts])
     if first is not None:
         section, keyword = first
-        in_name = best_of(((section, keyword),), [bare_name(path.name)]) is not None
-        return Route(section, keyword, "the name" if in_name else "the DICOM labels")
+        return Route(section, keyword, "the name" if matches(keyword, tokens(name)) else "the DICOM labels")
     for folder in reversed(path.parent.parts):
         found = best_of(candidates, [folder])
         if found is not None:
