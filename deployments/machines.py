@@ -11,11 +11,11 @@ import os
 import re
 import zoneinfo
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, StringConstraints, ValidationError
 
-from linac_qa.config import ConfigError, _validate, parse_yaml, read_config_file
+from linac_qa.config import ConfigError, _validate, failer, parse_yaml, read_config_file, shown
 from linac_qa.sections import Section
 
 # The flow every machine deploys, as a module path: a file-path entrypoint would load
@@ -32,7 +32,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
 class Machine(Section):
-    name: str
+    name: Annotated[str, StringConstraints(max_length=64)]
     directory: Path | None = None
     config: Path | None = None
     config_block: str | None = None
@@ -101,12 +101,7 @@ def load_machines(path: str | os.PathLike[str]) -> Machines:
 
 def parse_machines(text: str, source: str, folder: Path) -> Machines:
     raw, lines = parse_yaml(text, source)
-
-    def fail(path: tuple[str | int, ...], message: str) -> ConfigError:
-        keys = tuple(str(p) for p in path)
-        line = next((lines[keys[:i]] for i in range(len(keys), 0, -1) if keys[:i] in lines), None)
-        return ConfigError(source, ".".join(keys), message, line)
-
+    fail = failer(source, lines)
     allowed = ["machines", "work-pool"]
     for key in raw:
         if key not in allowed:
@@ -116,7 +111,7 @@ def parse_machines(text: str, source: str, folder: Path) -> Machines:
         raise fail(("machines",), "must be a list with one entry per machine (name, directory, cron, ...)")
     work_pool = raw.get("work-pool", DEFAULT_WORK_POOL)
     if not isinstance(work_pool, str) or not work_pool.strip():
-        raise fail(("work-pool",), f"must be a work pool name (got {work_pool!r})")
+        raise fail(("work-pool",), f"must be a work pool name (got {shown(work_pool)})")
 
     machines: list[Machine] = []
     for i, entry in enumerate(entries):
@@ -134,7 +129,7 @@ def _check_machine(m: Machine, where: tuple[str | int, ...], folder: Path, fail:
     from prefect.client.schemas.schedules import CronSchedule
 
     if not _NAME.match(m.name):
-        raise fail((*where, "name"), f"{m.name!r}: use lower-case letters, digits, '-' and '_' only")
+        raise fail((*where, "name"), f"{shown(m.name)}: use lower-case letters, digits, '-' and '_' only")
     if m.config is not None and m.config_block is not None:
         raise fail((*where, "config-block"), "give either config (a file) or config-block, not both")
     if m.config_block is not None and not m.config_block.strip():
@@ -143,14 +138,15 @@ def _check_machine(m: Machine, where: tuple[str | int, ...], folder: Path, fail:
         zoneinfo.ZoneInfo(m.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise fail(
-            (*where, "timezone"), f"unknown time zone {m.timezone!r}; use an IANA name such as Europe/Berlin"
+            (*where, "timezone"),
+            f"unknown time zone {shown(m.timezone)}; use an IANA name such as Europe/Berlin",
         ) from None
     try:
         # The schedule model the server stores: what it accepts is exactly what will run.
         CronSchedule(cron=m.cron, timezone=m.timezone)
     except ValidationError:
         raise fail(
-            (*where, "cron"), f'not a valid cron expression: {m.cron!r} (e.g. "0 2 * * *": 02:00 daily)'
+            (*where, "cron"), f'not a valid cron expression: {shown(m.cron)} (e.g. "0 2 * * *": 02:00 daily)'
         ) from None
     updates: dict[str, Any] = {}
     if m.directory is not None:

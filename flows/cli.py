@@ -29,10 +29,11 @@ EXIT_STATUSES = """exit status:
   1  a result failed or is an error (QA problems)
   2  bad usage or configuration, or DIR not found (nothing done)
   3  another run holds DIR's lock
-  4  the run could not be done: the Prefect API could not be reached (PREFECT_API_URL) or
-     Prefect's temporary server did not start; one line on standard error says why and, with
-     --json, the document has a run-level "error" and no results. The temporary server may take
-     180 s to start (PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS overrides) and is tried twice."""
+  4  the run could not be done: the Prefect API could not be reached (PREFECT_API_URL),
+     Prefect's temporary server did not start, or no analysis worker could start; one line on
+     standard error says why and, with --json, the document has a run-level "error" and no
+     results. The temporary server may take 180 s to start
+     (PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS overrides) and is tried twice."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -47,6 +48,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", metavar="FILE", help="YAML config; overrides only what it names")
     p.add_argument("--force", action="store_true", help="re-analyse what was already analysed")
+    p.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="analyse again every file whose last result was an error (by default an error is retried "
+        "only when the file, the config, pylinac or linac-qa-flows changed)",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="show what would be analysed, and as what; change nothing"
     )
@@ -87,10 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     with TerminalProgress(sys.stderr if args.json else out) as progress:
         try:
             summary = cast(
-                dict[str, Any], process_directory(str(root), args.config, args.force, listener=progress)
+                dict[str, Any],
+                process_directory(
+                    str(root), args.config, args.force, listener=progress, retry_errors=args.retry_errors
+                ),
             )
         except _refusals() as exc:
             return _refused(exc)
+        except _cannot_analyse() as exc:  # no worker process starts: nothing could be analysed
+            print(f"error: the run could not be done: {exc}", file=sys.stderr)
+            if args.json:
+                _write_not_done(out, root, settings, started, str(exc))
+            return EXIT_NOT_DONE
     if args.json:
         out.write(json.dumps(summary, ensure_ascii=False) + "\n")
     else:
@@ -147,6 +162,12 @@ def _refusals() -> tuple[type[Exception], ...]:
     from linac_qa.session import DirectoryBusy
 
     return DirectoryBusy, DaskUnavailable
+
+
+def _cannot_analyse() -> tuple[type[Exception], ...]:
+    from linac_qa.executor import WorkersUnavailable
+
+    return (WorkersUnavailable,)
 
 
 def _refused(exc: Exception) -> int:
@@ -219,19 +240,31 @@ def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[s
 
     ledger_file = root / STATE_DIR / "ledger.sqlite"
     known = Ledger(ledger_file).known() if ledger_file.exists() else {}
-    found = discover(root, settings, known, force=args.force)
+    found = discover(root, settings, known, force=args.force, retry_errors=args.retry_errors)
+    classified = classify_files(root, [s.path for s in found.new], settings)
     work = plan(
-        classify_files(root, [s.path for s in found.new], settings),
+        [*found.decided(), *classified],
         settings,
         group_context(root, settings, busy_folders=frozenset(found.busy_folders)),
     )
     rows: list[dict[str, Any]] = [
-        {"analysis": a.analysis, "files": list(a.files), "would": "analyse", "variant": a.variant}
+        {
+            "analysis": a.analysis,
+            "files": list(a.files),
+            "would": "analyse",
+            "variant": a.variant,
+            # What routed each file: a rule, or a keyword and where it was found.
+            "routed": {f: work.routed.get(f, "") for f in a.files},
+        }
         for a in work.acquisitions
     ] + [
         {"analysis": r.analysis, "files": r.files, "would": r.status.value, "reason": r.reason}
         for r in work.decided
     ]
+    for row in rows:
+        retried = sorted({found.retried[f] for f in row["files"] if f in found.retried})
+        if retried:
+            row["retry"] = "; ".join(retried)
     if args.json:
         doc = {"directory": str(root), "dry_run": True, "plan": rows, "skipped": dict(Counter(found.skipped))}
         out.write(json.dumps(doc, ensure_ascii=False, default=str) + "\n")
@@ -239,16 +272,23 @@ def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[s
         for row in rows:
             what = row["analysis"] or "-"
             tail = f": {row['reason']}" if "reason" in row else ""
+            tail += f" (an earlier error, retried: {row['retry']})" if "retry" in row else ""
             print(f"{row['would']:<8} {what:<15} {', '.join(row['files'][:3])}{tail}", file=out)
+            by_reason = Counter(row.get("routed", {}).values())
+            for reason, n in by_reason.most_common():
+                print(f"{'':<25}{n} file{'s' if n != 1 else ''}: {reason}", file=out)
         print(f"dry run: {len(work.acquisitions)} to analyse, {len(work.decided)} not analysable", file=out)
     out.flush()
     return EXIT_OK
 
 
 def _closing_line(summary: dict[str, Any]) -> str:
-    counts = Counter(r["status"] for r in summary["results"])
+    from linac_qa.model import AnalysisResult
+    from linac_qa.summary import OUTCOMES, outcome
+
+    counts = Counter(outcome(AnalysisResult.model_validate(r)) for r in summary["results"])
     skipped = sum(summary["skipped"].values())
-    parts = [f"{counts[s]} {s}" for s in ("passed", "failed", "error", "ignored") if counts[s]]
+    parts = [f"{counts[o]} {o}" for o in OUTCOMES if counts[o]]
     unit = f" [{summary['unit']}]" if summary.get("unit") else ""
     return f"{summary['directory']}{unit}: {', '.join(parts) or 'nothing new'}; {skipped} skipped"
 

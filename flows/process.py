@@ -1,7 +1,7 @@
 """`process-directory`: find what is new in a QA folder, classify it, analyse every acquisition
 with pylinac in worker processes, record and publish the results.
 
-    python -m flows.process DIR [--config FILE] [--force] [--dry-run] [--json]
+    python -m flows.process DIR [--config FILE] [--force] [--retry-errors] [--dry-run] [--json]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def process_directory(
     force: bool = False,
     listener: Listener | None = None,
     config_block: str | None = None,
+    retry_errors: bool = False,
 ) -> Any:
     logger = get_run_logger()
     settings = run_settings(config, config_block)  # a file, a machine-config block, or defaults
@@ -51,10 +52,11 @@ def process_directory(
             with make_pool(general) as pool:
                 if general.sources:
                     run.warnings.extend(copy_sources(root, settings, ledger).warnings)
-                found = discover_files(root, settings, ledger.known(), force)
+                found = discover_files(root, settings, ledger.known(), force, retry_errors)
+                run.retried = found.retried
                 for stale in found.stale_temporaries:
                     stale.unlink(missing_ok=True)
-                run.stamps = {s.path: s for s in found.new}
+                run.stamps = {s.path: s for s in found.stamps}
                 mark_identical_done(ledger, found)
                 logger.info("%d new file(s) in %s", len(found.new), root)
                 paths = [s.path for s in found.new]
@@ -65,7 +67,7 @@ def process_directory(
                     for cf in fut.result()
                 ]
                 work = plan(
-                    classified,
+                    [*found.decided(), *classified],
                     settings,
                     group_context(root, settings, busy_folders=frozenset(found.busy_folders)),
                 )

@@ -64,8 +64,10 @@ def _abandon(abandoned: Future[None]) -> None:
 # Retries only where a step is a pure read or an API call that a network hiccup can break (a file
 # hash on a share, the artifact upload). The analysis task never retries: its result is a verdict.
 @task(name="discover", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 60])
-def discover_files(directory: Path, settings: Settings, known: dict[str, Known], force: bool) -> Discovery:
-    return discover(directory, settings, known, force=force)
+def discover_files(
+    directory: Path, settings: Settings, known: dict[str, Known], force: bool, retry_errors: bool
+) -> Discovery:
+    return discover(directory, settings, known, force=force, retry_errors=retry_errors)
 
 
 @task(name="copy from sources", cache_policy=NO_CACHE)

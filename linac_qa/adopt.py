@@ -4,7 +4,9 @@ A run killed between writing an acquisition's outputs and recording them in the 
 whole set of outputs (the `.json` is renamed into place last) that no ledger row knows of. The next
 run records that result from the `.json` instead of analysing the acquisition a second time, but
 only when the `.json` is provably about these inputs: the same files with the same SHA-256, the
-same analysis and the same config. Anything else is analysed as usual (and `--force` never adopts).
+same analysis and the same config, made by the same pylinac and linac-qa-flows (an error retried
+because one of them changed is analysed, not answered by older outputs). Anything else is analysed
+as usual (and `--force` never adopts).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from linac_qa.hashing import sha256_file
+from linac_qa import versions
+from linac_qa.hashing import hash_file
 from linac_qa.model import AnalysisResult, Status
 from linac_qa.outputs import display_path, output_paths
 from linac_qa.runner import COMMIT_ORDER, Job, JobOutcome, combined_sha256
@@ -34,7 +37,8 @@ def adopt(job: Job) -> JobOutcome | None:
         if not all(paths[ext].is_file() and not paths[ext].is_symlink() for ext in COMMIT_ORDER):
             return None
         ours = json.loads(paths[".json"].read_text(encoding="utf-8"))["linac-qa-flows"]
-        hashes = {f: sha256_file(directory / f) for f in acq.files}
+        hashed = {f: hash_file(directory / f) for f in acq.files}
+        hashes = {f: h.sha256 for f, h in hashed.items()}
         if not _same_acquisition(ours, job, hashes):
             return None
         result = AnalysisResult(
@@ -44,6 +48,7 @@ def adopt(job: Job) -> JobOutcome | None:
             status=Status(ours["status"]),
             reason=ours["reason"],
             metrics=ours["metrics"],
+            judged=bool(ours["judged"]),  # absent from an older release's `.json`: analysed again
             outputs=[display_path(paths[ext], directory) for ext in (".pdf", ".png", ".txt", ".json")],
             unit=ours.get("unit"),
             acquired=acq.acquired,
@@ -53,7 +58,9 @@ def adopt(job: Job) -> JobOutcome | None:
         return None  # unreadable or not ours: analyse
     if result.status not in _JUDGED:
         return None
-    return JobOutcome(result=result, hashes=hashes)
+    return JobOutcome(
+        result=result, hashes=hashes, stamps={f: (h.size, h.mtime_ns) for f, h in hashed.items()}
+    )
 
 
 def _same_acquisition(ours: dict[str, Any], job: Job, hashes: dict[str, str]) -> bool:
@@ -62,6 +69,8 @@ def _same_acquisition(ours: dict[str, Any], job: Job, hashes: dict[str, str]) ->
     return (
         ours.get("analysis") == job.acquisition.analysis
         and provenance.get("config_hash") == job.config_hash
+        and provenance.get("pylinac") == versions.pylinac()
+        and provenance.get("linac-qa-flows") == versions.linac_qa()
         and inputs.get("count") == len(hashes)
         and inputs.get("combined_sha256") == combined_sha256(hashes)
     )

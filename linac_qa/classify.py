@@ -1,6 +1,6 @@
-"""Classification: which analysis a file belongs to, from its name, its DICOM header (never its
-pixels) or its zip listing; or why it is not QA data. Never raises for a bad file: every file leaves
-with a section or a status and a reason."""
+"""Classification: which analysis a file belongs to, from its name, its DICOM header or its zip
+listing (pixels only for an RT image that nothing names: `linac_qa.recognise`); or why it is not QA
+data. Never raises for a bad file: every file leaves with a section or a status and a reason."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import stat
 import zipfile
 import zlib
 from collections.abc import Iterable
-from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from pydicom.errors import InvalidDicomError
@@ -18,8 +17,9 @@ from pydicom.errors import InvalidDicomError
 from linac_qa.analyses import REGISTRY
 from linac_qa.config import Settings
 from linac_qa.headers import PREAMBLE, looks_like_dicom, read_header
-from linac_qa.keywords import best_match, normalise
 from linac_qa.model import ClassifiedFile, DicomHeader, Status
+from linac_qa.recognise import recognise
+from linac_qa.routing import IGNORE, Route, by_keywords, first_rule
 from linac_qa.zipsafe import ZipLimits, ZipRefused, check_archive, file_members
 
 IMAGE_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp"})
@@ -33,6 +33,7 @@ NON_IMAGE_MODALITIES = {
     "REG": "a DICOM registration",
     "SR": "a DICOM structured report",
 }
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 # A zip member's header is parsed from at most this much of it: a member that is a bomb (or claims
 # a gigabyte-long element) costs no more than this to look at.
 ZIP_HEADER_BYTES = 4 << 20
@@ -50,9 +51,7 @@ def classify_files(directory: Path, paths: Iterable[str], settings: Settings) ->
 
 def classify_file(directory: Path, rel: str, settings: Settings) -> ClassifiedFile:
     path = directory / rel
-    name = PurePosixPath(rel).name
     suffix = PurePosixPath(rel).suffix.lower()
-    by_name = _match(settings, [name])
     if path.is_symlink():
         return ClassifiedFile(path=rel, status=Status.IGNORED, reason=_symlink_reason(directory, path))
     try:
@@ -63,71 +62,101 @@ def classify_file(directory: Path, rel: str, settings: Settings) -> ClassifiedFi
             return ClassifiedFile(path=rel, status=Status.IGNORED, reason=_special_file(st.st_mode))
         size = st.st_size
         if size == 0:
-            return _verdict(rel, by_name, "empty file (0 bytes)")
+            return _verdict(rel, route(settings, rel, None), "empty file (0 bytes)")
         with path.open("rb") as fp:
             head = fp.read(PREAMBLE + 4)
             if looks_like_dicom(head):
                 fp.seek(0)
-                return _classify_dicom(rel, by_name, read_header(fp, size), settings)
+                header = read_header(fp, size, settings.rule_attributes)
+                return _classify_dicom(path, rel, header, settings)
     except PermissionError:
         return ClassifiedFile(path=rel, status=Status.ERROR, reason="permission denied: cannot be read")
     except OSError as exc:  # an I/O error on a share, a file removed since discovery
-        return _verdict(rel, by_name, f"cannot be read: {_brief(exc)}", always_error=True)
+        return _verdict(rel, route(settings, rel, None), f"cannot be read: {_brief(exc)}", always_error=True)
     except Exception as exc:  # pydicom raises almost anything on a damaged header (found by fuzzing)
-        return _verdict(rel, by_name, f"damaged DICOM header: {_brief(exc)}", always_error=True)
+        why = f"damaged DICOM header: {_brief(exc)}"
+        return _verdict(rel, route(settings, rel, None), why, always_error=True)
     for section in settings.enabled_sections():
         claim = REGISTRY[section].claims(path, head)
         if claim:
-            return ClassifiedFile(path=rel, analysis=section, reason=claim)
+            return ClassifiedFile(path=rel, analysis=section, reason=claim.reason, variant=claim.variant)
+    by_name = route(settings, rel, None)  # what its name and folders say, for a file that is not DICOM
     if suffix in ZIP_SUFFIXES or zipfile.is_zipfile(path):
-        return _classify_zip(directory, rel, name, settings, by_name)
+        return _classify_zip(directory, rel, settings, by_name)
+    if by_name is not None and by_name.section == IGNORE:
+        return ClassifiedFile(path=rel, status=Status.IGNORED, reason=f"not QA data by {by_name.where}")
     if suffix in IMAGE_SUFFIXES:
-        if by_name and REGISTRY[by_name[0]].accepts_images:
-            section, keyword = by_name
-            return ClassifiedFile(
-                path=rel, analysis=section, keyword=keyword, reason=f"'{keyword}' in the name"
-            )
+        if by_name and REGISTRY[by_name.section].accepts_images:
+            return _routed(rel, by_name)
         return _verdict(rel, by_name, "image file without a QA keyword in its name")
     return _verdict(rel, by_name, f"not DICOM, an image or a zip ({_describe(head)})")
 
 
-def _classify_dicom(
-    rel: str, by_name: tuple[str, str] | None, header: DicomHeader, settings: Settings
+def route(
+    settings: Settings, rel: str, header: DicomHeader | None, labels: tuple[str, ...] = ()
+) -> Route | None:
+    """A routing rule, else a keyword (`linac_qa.routing`); None when nothing names the test."""
+    return first_rule(settings.routing, rel, header) or by_keywords(
+        settings.keyword_candidates, rel, header, labels=labels
+    )
+
+
+def _routed(
+    rel: str,
+    found: Route,
+    header: DicomHeader | None = None,
+    *,
+    reason: str | None = None,
+    zip_members: tuple[str, ...] = (),
 ) -> ClassifiedFile:
-    name = PurePosixPath(rel).name
-    if header.modality in NON_IMAGE_MODALITIES:
-        what = NON_IMAGE_MODALITIES[header.modality]
-        return ClassifiedFile(path=rel, status=Status.IGNORED, reason=f"{what}, not an image", header=header)
-    if not header.has_pixels:
-        return _verdict(
-            rel, by_name, f"DICOM {header.modality or ''} without image data".replace("  ", " "), header
+    return ClassifiedFile(
+        path=rel,
+        analysis=found.section,
+        keyword=found.keyword,
+        reason=reason or found.reason,
+        header=header,
+        variant=dict(found.variant),
+        zip_members=zip_members,
+    )
+
+
+def _classify_dicom(path: Path, rel: str, header: DicomHeader, settings: Settings) -> ClassifiedFile:
+    found = route(settings, rel, header)
+    if found is not None and found.section == IGNORE:
+        return ClassifiedFile(
+            path=rel, status=Status.IGNORED, reason=f"not QA data by {found.where}", header=header
         )
+    if header.modality in NON_IMAGE_MODALITIES or header.sop_class_uid == MEDIA_STORAGE_DIRECTORY:
+        what = NON_IMAGE_MODALITIES.get(header.modality or "", "a DICOMDIR (the index of an export)")
+        return ClassifiedFile(path=rel, status=Status.IGNORED, reason=f"{what}, not an image", header=header)
     if header.pixel_bytes_missing:
         return _verdict(
-            rel, by_name, f"truncated: {header.pixel_bytes_missing} bytes of pixel data missing", header, True
+            rel, found, f"truncated: {header.pixel_bytes_missing} bytes of pixel data missing", header, True
         )
-    match = _match(settings, [name, *header.texts]) or _by_modality(settings, header)
-    if match is None:
-        labels = ", ".join(repr(t) for t in header.texts[:2]) or "none"
+    if not header.has_pixels:  # no image size either: a key object, a presentation state...
+        why = f"DICOM {header.modality or ''} without image data: not an image".replace("  ", " ")
+        return ClassifiedFile(path=rel, status=Status.IGNORED, reason=why, header=header)
+    found = found or _by_modality(settings, header)
+    if found is None and header.modality == "RTIMAGE" and settings.general.recognise_by_content:
+        return _by_content(path, rel, header, settings)
+    if found is None:
+        labels = ", ".join(repr(t.splitlines()[0][:40]) for t in header.texts[:2]) or "none"
         return ClassifiedFile(
             path=rel,
             status=Status.IGNORED,
-            reason=f"{header.modality or 'DICOM'} image, no QA keyword in its name or labels ({labels})",
+            reason=f"{header.modality or 'DICOM'} image, no QA keyword in its name, labels, folders "
+            f"or patient ({labels})",
             header=header,
+            by_content=True,
         )
-    section, keyword = match
-    where = "the name" if by_name and by_name[1] == keyword else "the DICOM labels"
-    if header.modality not in REGISTRY[section].modalities:
-        return _verdict(rel, match, f"{header.modality} image cannot be analysed as {section}", header, True)
-    reason = f"'{keyword}' in {where}" if keyword else f"{header.modality} image, by content (no keyword)"
-    if by_name and by_name[0] != section:
-        reason += f" (the name says {by_name[0]}: '{by_name[1]}'; the longer keyword wins)"
-    return ClassifiedFile(path=rel, analysis=section, keyword=keyword or None, reason=reason, header=header)
+    if header.modality not in REGISTRY[found.section].modalities:
+        return _verdict(
+            rel, found, f"{header.modality} image cannot be analysed as {found.section}", header, True
+        )
+    return _routed(rel, found, header)
 
 
-def _classify_zip(
-    directory: Path, rel: str, name: str, settings: Settings, by_name: tuple[str, str] | None
-) -> ClassifiedFile:
+def _classify_zip(directory: Path, rel: str, settings: Settings, by_name: Route | None) -> ClassifiedFile:
     general = settings.general
     limits = ZipLimits.from_megabytes(general.zip_max_megabytes, general.zip_max_ratio)
     try:
@@ -145,7 +174,7 @@ def _classify_zip(
                     dicoms.append(info.filename)
                     if first_header is None:
                         start = io.BytesIO(head + fp.read(ZIP_HEADER_BYTES))
-                        first_header = read_header(start, info.file_size)
+                        first_header = read_header(start, info.file_size, settings.rule_attributes)
     except ZipRefused as exc:  # hostile or broken beyond use: someone should look at it
         return _verdict(rel, by_name, str(exc), always_error=True)
     except (
@@ -166,28 +195,45 @@ def _classify_zip(
             by_name,
             f"zip holds no DICOM images ({_count(len(members), 'member')}: {listed or 'none'})",
         )
-    texts = [name, *(PurePosixPath(d).name for d in dicoms), *(first_header.texts if first_header else ())]
-    match = _match(settings, texts)
-    if match is None:
+    found = route(settings, rel, first_header, labels=tuple(PurePosixPath(d).name for d in dicoms))
+    if found is None or found.section == IGNORE:
+        why = f"by {found.where}" if found else "without a QA keyword"
         return ClassifiedFile(
-            path=rel, status=Status.IGNORED, reason=f"zip of {len(dicoms)} DICOM files without a QA keyword"
+            path=rel, status=Status.IGNORED, reason=f"zip of {len(dicoms)} DICOM files {why}"
         )
-    section, keyword = match
-    return ClassifiedFile(
-        path=rel,
-        analysis=section,
-        keyword=keyword,
-        reason=f"zip of {len(dicoms)} DICOM images, '{keyword}'",
-        header=first_header,
+    return _routed(
+        rel,
+        found,
+        first_header,
+        reason=f"zip of {len(dicoms)} DICOM images, {found.reason}",
         zip_members=tuple(dicoms),
     )
 
 
-def _by_modality(settings: Settings, header: DicomHeader) -> tuple[str, str] | None:
+def _by_content(path: Path, rel: str, header: DicomHeader, settings: Settings) -> ClassifiedFile:
+    """An RT image that nothing names: what its pixels show. Only a clear answer routes it."""
+    seen = recognise(path)
+    if seen.kind is None:
+        reason = f"RT image not recognised: {seen.detail}"
+    elif seen.section not in settings.enabled_sections():
+        reason = f"RT image recognised by content ({seen.detail}), but {seen.section} is disabled"
+    else:
+        return ClassifiedFile(
+            path=rel,
+            analysis=seen.section,
+            reason=f"recognised by content: {seen.detail}",
+            header=header,
+            variant=dict(seen.variant),
+            by_content=True,
+        )
+    return ClassifiedFile(path=rel, status=Status.IGNORED, reason=reason, header=header, by_content=True)
+
+
+def _by_modality(settings: Settings, header: DicomHeader) -> Route | None:
     """The content step after keywords: a section that takes this modality without one."""
     for section in settings.enabled_sections():
         if header.modality in REGISTRY[section].claims_modalities:
-            return section, ""
+            return Route(section, None, f"{header.modality} image, by content (no keyword)")
     return None
 
 
@@ -223,36 +269,21 @@ def _symlink_reason(directory: Path, path: Path) -> str:
     return "symbolic link: not followed (its target is analysed under its own name)"
 
 
-def _match(settings: Settings, texts: list[str]) -> tuple[str, str] | None:
-    """`best_match` over the texts, one text at a time: the best candidate over several texts is the
-    best of each text's best, and a text's best is remembered, so the labels that a whole CT series
-    or session shares are matched once, not once per file."""
-    candidates = tuple((s, k) for s in settings.enabled_sections() for k in settings.section(s).keywords)
-    found = {_best_for_text(PurePosixPath(t).stem if "." in t else t, candidates) for t in texts}
-    # best_match's own rule: the longest keyword, then the earliest in config order (max keeps the first).
-    ranked = [c for c in candidates if c in found]
-    return max(ranked, key=lambda c: len(normalise(c[1]))) if ranked else None
-
-
-@lru_cache(maxsize=16384)
-def _best_for_text(text: str, candidates: tuple[tuple[str, str], ...]) -> tuple[str, str] | None:
-    return best_match([text], candidates)
-
-
 def _verdict(
     rel: str,
-    match: tuple[str, str] | None,
+    found: Route | None,
     why: str,
     header: DicomHeader | None = None,
     always_error: bool = False,
 ) -> ClassifiedFile:
-    """A file that cannot be analysed: an error when something says it is QA data (a keyword, or a
-    damaged DICOM), else ignored."""
-    if match or always_error:
-        suffix = f" (named like {match[0]}: '{match[1]}')" if match else ""
+    """A file that cannot be analysed: an error when something says it is QA data (a rule, a
+    keyword, or a damaged DICOM), else ignored."""
+    named = found is not None and found.section != IGNORE
+    if named or always_error:
+        suffix = f" (named like {found.section}: {found.reason})" if found is not None and named else ""
         return ClassifiedFile(
             path=rel,
-            analysis=match[0] if match else None,
+            analysis=found.section if found is not None and named else None,
             status=Status.ERROR,
             reason=why + suffix,
             header=header,

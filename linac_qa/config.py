@@ -7,20 +7,32 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from linac_qa.analyses import REGISTRY
 from linac_qa.analyses.base import analyze_parameters, to_pylinac_kwargs
 from linac_qa.notify.settings import EmailSettings
-from linac_qa.sections import AnalysisSettings, Section
+from linac_qa.routing import IGNORE, RoutingRule, rule_attributes
+from linac_qa.sections import AnalysisSettings, Keyword, Section
 
-# Keys that look like secrets are refused wherever they appear: credentials belong in a Prefect block.
+# Keys that look like secrets (these words anywhere in the key: `smtp-password`, `access_token`) are
+# refused wherever they appear, and their values never echoed: credentials belong in a Prefect block.
 SECRET_KEYS = frozenset({"password", "passwd", "secret", "token", "api-key", "apikey"})
+# What a hostile or mistaken file can cost before it is checked. A config is a few kilobytes; the
+# longest real value is a path. Aliases are refused: nine lines of them expand to a billion strings.
+MAX_YAML_BYTES = 1 << 20
+MAX_DEPTH = 32
+MAX_TEXT = 4096
+# libyaml when PyYAML has it: 50 times faster than the pure-Python parser.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# The unit is on every report, e-mail subject and Prefect artifact key.
+Unit = Annotated[str, StringConstraints(max_length=64)]
 
 
 class ExecutorSettings(Section):
@@ -37,12 +49,12 @@ class ExecutorSettings(Section):
 
 
 class GeneralSettings(Section):
-    unit: str | None = None
+    unit: Unit | None = None
     directory: Path | None = None
     sources: list[Path] = Field(default_factory=list)
-    suffix: str = "_analysis"
+    suffix: Annotated[str, StringConstraints(max_length=64)] = "_analysis"
     output_directory: Path | None = None
-    avoid_keywords: list[str] = Field(default_factory=list)
+    avoid_keywords: list[Keyword] = Field(default_factory=list)
     rolling_window_days: float = Field(default=0, ge=0)
     settle_seconds: float = Field(default=30, ge=0)
     poll_seconds: float = Field(default=10, gt=0)
@@ -51,6 +63,8 @@ class GeneralSettings(Section):
     analysis_timeout_seconds: float = Field(default=900, gt=0)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     group_wait_hours: float = Field(default=24, ge=0)
+    # An RT image that no keyword names is routed by what its pixels show, when that is clear.
+    recognise_by_content: bool = True
     # Zips are refused before anything is decompressed when they unpack to more than this, or
     # compress better than this in total (a zip bomb; DICOM images compress 2-4 times).
     zip_max_megabytes: float = Field(default=4096, gt=0)
@@ -72,6 +86,7 @@ class Settings(BaseModel):
     general: GeneralSettings = Field(default_factory=GeneralSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     analyses: dict[str, AnalysisSettings] = Field(default_factory=dict)
+    routing: tuple[RoutingRule, ...] = ()
     source: str = "defaults"  # where the config came from, for messages
 
     def section(self, name: str) -> AnalysisSettings:
@@ -80,10 +95,22 @@ class Settings(BaseModel):
     def enabled_sections(self) -> list[str]:
         return [name for name, s in self.analyses.items() if s.enabled]
 
+    @cached_property
+    def keyword_candidates(self) -> tuple[tuple[str, str], ...]:
+        """(section, keyword) in config order: the order breaks ties between equally long keywords."""
+        return tuple((s, k) for s in self.enabled_sections() for k in self.section(s).keywords)
+
+    @cached_property
+    def rule_attributes(self) -> tuple[str, ...]:
+        return rule_attributes(self.routing)
+
     def as_yaml_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "general": self.general.model_dump(mode="json", by_alias=True),
             "email": self.email.model_dump(mode="json", by_alias=True),
+            "routing": [
+                r.model_dump(mode="json", by_alias=True, exclude_defaults=True) for r in self.routing
+            ],
         }
         for name, section in self.analyses.items():
             out[name] = section.model_dump(mode="json", by_alias=True)
@@ -128,20 +155,48 @@ def load_settings(
 
 
 def read_config_file(path: str | os.PathLike[str], source: str) -> str:
-    """A YAML file's text; a missing or unreadable file is a ConfigError naming it."""
+    """A YAML file's text; a missing, unreadable or oversized file is a ConfigError naming it."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as fp:
+            data = fp.read(MAX_YAML_BYTES + 1)  # a device or a huge file costs no more than this
     except FileNotFoundError:
         raise ConfigError(source, "", "file not found") from None
     except OSError as exc:
         raise ConfigError(source, "", f"cannot be read: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, "", f"not UTF-8 text (byte {exc.start}): not a config file") from None
+
+
+Fail = Callable[[tuple[str | int, ...], str], ConfigError]
+
+
+def failer(source: str, lines: dict[tuple[str, ...], int]) -> Fail:
+    """A ConfigError at a key path, with the line of the key (or of its nearest parent)."""
+
+    def fail(path: tuple[str | int, ...], message: str) -> ConfigError:
+        keys = tuple(str(p) for p in path)
+        line = next((lines[keys[:i]] for i in range(len(keys), 0, -1) if keys[:i] in lines), None)
+        return ConfigError(source, ".".join(_short(k, 64) for k in keys), message, line)
+
+    return fail
 
 
 def parse_yaml(text: str, source: str) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
-    """The YAML as a dict, and the line of every key (for messages)."""
+    """The YAML as a dict, and the line of every key (for messages). Refused before any of it is
+    used: files over MAX_YAML_BYTES, aliases, nesting deeper than MAX_DEPTH, strings longer than
+    MAX_TEXT, and secrets at any depth."""
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(source, "", f"larger than {MAX_YAML_BYTES >> 20} MB: not a config file")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        _check_events(text, source)
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            data = None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -152,7 +207,26 @@ def parse_yaml(text: str, source: str) -> tuple[dict[str, Any], dict[tuple[str, 
         raise ConfigError(source, "", "must be a mapping of sections (general:, picket-fence:, ...)", 1)
     lines: dict[tuple[str, ...], int] = {}
     _key_lines(node, (), lines)
+    _check_values(data, (), failer(source, lines))
     return data, lines
+
+
+def _check_events(text: str, source: str) -> None:
+    """Aliases and deep nesting, from the parser's events: before anything is built from them."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        line = event.start_mark.line + 1 if event.start_mark else None
+        if isinstance(event, yaml.AliasEvent):
+            alias = _short(str(event.anchor), 40)
+            raise ConfigError(
+                source, "", f"YAML aliases (*{alias}) are not supported: write the value out", line
+            )
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(source, "", f"nested deeper than {MAX_DEPTH} levels", line)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def _key_lines(node: yaml.Node | None, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
@@ -168,6 +242,37 @@ def _key_lines(node: yaml.Node | None, prefix: tuple[str, ...], out: dict[tuple[
             _key_lines(item, path, out)
 
 
+def _check_values(node: Any, path: tuple[str, ...], fail: Fail) -> None:
+    """Secret-looking keys and over-long strings, in mappings and lists at any depth. A secret's
+    value is never part of the message."""
+    if isinstance(node, str) and len(node) > MAX_TEXT:
+        raise fail(path, f"too long ({len(node)} characters); at most {MAX_TEXT} characters")
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            _check_values(item, (*path, str(index)), fail)
+    elif isinstance(node, dict):
+        for name, value in node.items():
+            key = str(name)
+            if len(key) > MAX_TEXT:
+                raise fail((*path, key), f"key too long ({len(key)} characters); at most {MAX_TEXT}")
+            if any(word in key.lower().replace("_", "-") for word in SECRET_KEYS):
+                raise fail(
+                    (*path, key),
+                    "secrets do not belong in a config file; store them in a Prefect block "
+                    "(python -m blocks.setup email ...) and name the block",
+                )
+            _check_values(value, (*path, key), fail)
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A value for an error message: its repr, cut short."""
+    return _short(repr(value), limit)
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
@@ -181,18 +286,16 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 def build_settings(
     raw: dict[str, Any], source: str, lines: dict[tuple[str, ...], int], base: Path | None = None
 ) -> Settings:
-    def fail(path: tuple[str | int, ...], message: str) -> ConfigError:
-        keys = tuple(str(p) for p in path)
-        line = next((lines[keys[:i]] for i in range(len(keys), 0, -1) if keys[:i] in lines), None)
-        return ConfigError(source, ".".join(keys), message, line)
-
-    _refuse_secrets(raw, (), fail)
+    fail = failer(source, lines)
     sections = default_sections()
-    known = ["general", "email", *sections]
+    known = ["general", "email", "routing", *sections]
     for key in raw:
         if key not in known:
             raise fail((key,), f"unknown section; allowed: {', '.join(known)}")
-        if raw[key] is not None and not isinstance(raw[key], dict):
+        if key == "routing":
+            if raw[key] is not None and not isinstance(raw[key], list):
+                raise fail((key,), "must be a list of rules (- path: ..., analysis: ...)")
+        elif raw[key] is not None and not isinstance(raw[key], dict):
             raise fail((key,), "must be a mapping of options")
 
     general = _validate(GeneralSettings, raw.get("general") or {}, ("general",), fail)
@@ -209,7 +312,37 @@ def build_settings(
         section = _validate(model, deep_merge(defaults, given), (name,), fail)
         _check_pylinac_keywords(name, section, fail)
         analyses[name] = section
-    return Settings(general=general, email=email, analyses=analyses, source=source)
+    routing = _routing_rules(raw.get("routing") or [], analyses, fail)
+    return Settings(general=general, email=email, analyses=analyses, routing=routing, source=source)
+
+
+def _routing_rules(
+    raw: list[Any], analyses: dict[str, AnalysisSettings], fail: Any
+) -> tuple[RoutingRule, ...]:
+    rules = []
+    for index, item in enumerate(raw):
+        where = ("routing", str(index))
+        if not isinstance(item, dict):
+            raise fail(where, "must be a rule with path: and/or dicom:, and analysis:")
+        rule = _validate(RoutingRule, item, where, fail)
+        enabled = [name for name, section in analyses.items() if section.enabled]
+        if rule.analysis != IGNORE and rule.analysis not in enabled:
+            raise fail(
+                (*where, "analysis"),
+                f"{rule.analysis!r} is not an enabled section; allowed: {', '.join([*enabled, IGNORE])}",
+            )
+        if rule.variant:
+            try:
+                checked = (
+                    REGISTRY[rule.analysis].check_variant(rule.variant) if rule.analysis != IGNORE else None
+                )
+            except ValueError as exc:
+                raise fail((*where, "variant"), str(exc)) from None
+            if checked is None:
+                raise fail((*where, "variant"), "a rule that ignores files takes no variant")
+            rule = rule.model_copy(update={"variant": checked})
+        rules.append(rule)
+    return tuple(rules)
 
 
 def _validate(model: type[Section], data: dict[str, Any], prefix: tuple[str, ...], fail: Any) -> Any:
@@ -223,7 +356,9 @@ def _validate(model: type[Section], data: dict[str, Any], prefix: tuple[str, ...
             raise fail(loc, f"unknown key; allowed: {', '.join(allowed)}") from None
         if err["type"] == "missing":
             raise fail(loc, "required") from None
-        raise fail(loc, f"{err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})") from None
+        raise fail(
+            loc, f"{err['msg'].removeprefix('Value error, ')} (got {shown(err.get('input'))})"
+        ) from None
 
 
 def _allowed_keys(model: type[BaseModel], path: tuple[str, ...]) -> list[str]:
@@ -320,15 +455,3 @@ def _not_a_folder(path: Path) -> Path | None:
         except OSError:  # an unreachable share: nothing to check now; the run will say so
             return None
     return None
-
-
-def _refuse_secrets(node: Any, path: tuple[str, ...], fail: Any) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if str(key).lower().replace("_", "-") in SECRET_KEYS:
-                raise fail(
-                    (*path, str(key)),
-                    "secrets do not belong in a config file; store them in a Prefect block "
-                    "(python -m blocks.setup email ...) and name the block",
-                )
-            _refuse_secrets(value, (*path, str(key)), fail)

@@ -10,29 +10,28 @@ pylinac once, at start-up, while the parent is still discovering files.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.spawn
 import os
-import signal
+import subprocess
+import sys
 import threading
-import time
-import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
-import psutil
 from pebble import ProcessExpired, ProcessPool
 
 from linac_qa.model import AnalysisResult, Status
 from linac_qa.runner import Job, JobOutcome, brief_error, run_job
+from linac_qa.worker_start import init_worker
 
 if TYPE_CHECKING:
     from linac_qa.config import GeneralSettings
 
 OnDone = Callable[[Job, JobOutcome], None]
-# How often a worker checks that its run is still alive.
-PARENT_POLL_SECONDS = 0.5
 
 
 # Set when the process is asked to stop (a watch's Ctrl-C): no new analysis starts, in any pool.
@@ -48,43 +47,16 @@ def request_stop() -> int:
     return sum(pool.cancel_pending() for pool in list(_live_pools))
 
 
-def _init_worker() -> None:
-    _exit_with_parent(os.getppid())
-    # Ctrl-C on a terminal, and SIGTERM from systemd or a container stopping, reach every process
-    # of the group: the run decides what stops (a watch lets the analyses in progress finish), and a
-    # worker killed mid-analysis would turn a good acquisition into an error. pebble still stops a
-    # worker (a time limit) with SIGKILL after its SIGTERM goes unheeded.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # pylinac prints to stdout; the summary owns stdout, so the worker's goes to stderr.
-    os.dup2(2, 1)
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    warnings.filterwarnings("ignore")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import linac_qa.analyses  # noqa: F401  (pays pylinac's import once per worker)
-
-
-def _exit_with_parent(parent: int) -> None:
-    """A run that is killed (SIGKILL, the OOM killer, a closed terminal) cannot stop its workers,
-    and a busy worker would go on writing outputs nobody records, perhaps while the next run
-    analyses the same files. So each worker watches its run and exits the moment it is gone."""
-
-    def watch() -> None:
-        while os.getppid() == parent and psutil.pid_exists(parent):
-            time.sleep(PARENT_POLL_SECONDS)
-        os._exit(1)  # no cleanup: the next run removes temporaries and the scratch folder
-
-    threading.Thread(target=watch, name="watch-run", daemon=True).start()
-
-
 def _started() -> None:
     """Nothing: scheduling it starts the pool's workers."""
 
 
 def _run(job: dict[str, Any]) -> dict[str, Any]:
     return run_job(Job.model_validate(job)).model_dump(mode="json")
+
+
+class WorkersUnavailable(RuntimeError):
+    """No worker process can start, so no analysis can run; the message says why."""
 
 
 class Pool(Protocol):
@@ -129,9 +101,16 @@ class _Borrowed:
 
     def __init__(self, pool: Pool):
         self._pool = pool
+        self._abandoned = False
 
     def submit(self, job: Job, on_done: OnDone) -> Future[JobOutcome]:
-        return self._pool.submit(job, on_done)
+        def record(job: Job, outcome: JobOutcome) -> None:
+            # An analysis of a run that failed meanwhile goes on in the shared pool; the run's ledger
+            # is closed, and its outputs are adopted by the next run.
+            if not self._abandoned:
+                on_done(job, outcome)
+
+        return self._pool.submit(job, record)
 
     def cancel_pending(self) -> int:
         return self._pool.cancel_pending()
@@ -144,6 +123,7 @@ class _Borrowed:
 
     def __exit__(self, *exc: object) -> None:
         if exc[0] is not None:  # the run failed: nothing waits for its queued analyses any more
+            self._abandoned = True
             self._pool.cancel_pending()
 
 
@@ -167,54 +147,85 @@ def stopping() -> bool:
     return _stopping.is_set()
 
 
+class PoolBroken(RuntimeError):
+    """The worker processes ended before some analyses began (not a stop): the run cannot finish
+    its work. Nothing was recorded for those analyses, so the next run does them."""
+
+
 class AnalysisPool:
     def __init__(self, workers: int, timeout_seconds: float, max_tasks: int = 50):
         self.timeout = timeout_seconds
         self._pool = ProcessPool(
             max_workers=workers,
             max_tasks=max_tasks,
-            initializer=_init_worker,
+            initializer=init_worker,
+            initargs=(os.getpid(),),
             context=multiprocessing.get_context("spawn"),
         )
         self._lock = threading.Lock()
-        self._scheduled: set[Future[Any]] = set()
+        self._scheduled: dict[Future[Any], Future[JobOutcome]] = {}  # pebble's future: ours
         self._used = False
+        # Set when the run stops or fails: what has not finished by then is not an outcome.
+        self._abandoned = False
+        self._not_started: list[str] = []  # lost to a pool that broke by itself: why, per analysis
         # pebble starts its workers at the first task: start them now, so that they import pylinac
         # while the run discovers and classifies (and a watch's first batch finds them ready).
-        self._pool.schedule(_started)
+        self._schedule(_started)
 
     def submit(self, job: Job, on_done: OnDone) -> Future[JobOutcome]:
         promise: Future[JobOutcome] = Future()
         if stopping():
             cancel(promise)
             return promise
-        scheduled = self._pool.schedule(_run, args=(job.model_dump(mode="json"),), timeout=self.timeout)
-        self._scheduled.add(scheduled)
+        scheduled = self._schedule(_run, args=(job.model_dump(mode="json"),), timeout=self.timeout)
+        self._scheduled[scheduled] = promise
         self._used = True
 
         def finished(fut: Future[Any]) -> None:
-            self._scheduled.discard(fut)
-            if fut.cancelled():
-                cancel(promise)
-                return
-            try:
-                outcome = JobOutcome.model_validate(fut.result())
-            except TimeoutError:
-                outcome = failed_outcome(job, f"analysis stopped after the time limit of {self.timeout:g} s")
-            except ProcessExpired as exc:
-                outcome = failed_outcome(
-                    job, f"worker process died during the analysis (exit code {exc.exitcode})"
-                )
-            except Exception as exc:
-                outcome = failed_outcome(job, brief_error(exc))
-            try:
-                with self._lock:
+            self._scheduled.pop(fut, None)
+            outcome = None if fut.cancelled() else self._outcome(job, fut)
+            with self._lock:
+                if outcome is None:  # it never ran to an end of its own: the next run analyses it
+                    cancel(promise)
+                    return
+                try:
                     on_done(job, outcome)
-            finally:
-                promise.set_result(outcome)
+                finally:
+                    promise.set_result(outcome)
 
         scheduled.add_done_callback(finished)
         return promise
+
+    def _schedule(self, function: Callable[..., Any], **options: Any) -> Future[Any]:
+        try:
+            return self._pool.schedule(function, **options)
+        except Exception as exc:  # pebble says only "Unexpected error within the Pool"
+            raise WorkersUnavailable(
+                f"the analysis worker processes cannot start: {_why_workers_fail()}"
+            ) from exc
+
+    def _outcome(self, job: Job, fut: Future[Any]) -> JobOutcome | None:
+        """The job's outcome, or None when it has none: ended by a stop, or never started."""
+        try:
+            return JobOutcome.model_validate(fut.result())
+        except Exception as exc:
+            if self._abandoned:
+                # Killed or never started because the run is stopping (SIGTERM, an exception in the
+                # flow): pebble fails those with BrokenProcessPool, a killed worker's with
+                # ProcessExpired. The analysis did not fail; it was not let finish.
+                return None
+            if isinstance(exc, TimeoutError):
+                return failed_outcome(job, f"analysis stopped after the time limit of {self.timeout:g} s")
+            if isinstance(exc, ProcessExpired):
+                return failed_outcome(
+                    job, f"worker process died during the analysis (exit code {exc.exitcode})"
+                )
+            if isinstance(exc, BrokenProcessPool):
+                # A worker died while no analysis was running on any worker ("All workers
+                # expired"): pebble then fails every waiting one, none of which began.
+                self._not_started.append(brief_error(exc))
+                return None
+            return failed_outcome(job, brief_error(exc))
 
     def cancel_pending(self) -> int:
         # pebble would cancel a running task by killing its worker: only the waiting ones go.
@@ -225,13 +236,30 @@ class AnalysisPool:
             self._pool.stop()
         self._pool.close()
         self._pool.join()
+        if self._abandoned:  # pebble may leave the future of a task whose worker it ended unresolved
+            with self._lock:
+                for promise in list(self._scheduled.values()):
+                    cancel(promise)
+        if self._not_started and not self._abandoned:
+            raise PoolBroken(
+                f"the worker processes ended before {len(self._not_started)} analyses began"
+                f" ({self._not_started[0]}); nothing was recorded for them: the next run analyses them"
+            )
+
+    def abandon(self) -> None:
+        """The run is stopping or failing: the waiting analyses never start, the ones in progress are
+        ended with their workers, and none of them is an outcome (their files stay unrecorded, so the
+        next run analyses them; outputs are renamed into place only when whole)."""
+        self._abandoned = True
+        self.cancel_pending()
+        self._pool.stop()
 
     def __enter__(self) -> AnalysisPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
         if exc[0] is not None:
-            self._pool.stop()
+            self.abandon()
         self.close()
 
 
@@ -251,10 +279,31 @@ def failed_outcome(job: Job, reason: str) -> JobOutcome:
 
 
 def cancel(promise: Future[JobOutcome]) -> None:
+    if promise.done():  # settled already (under the pool's lock: nothing settles it meanwhile)
+        return
     promise.cancel()
     # As an executor does: without it a cancelled future never counts as done for
     # concurrent.futures.wait() and as_completed(), which would wait forever.
     promise.set_running_or_notify_cancel()
+
+
+def _why_workers_fail() -> str:
+    """What stops a new worker: the interpreter it runs, or an import at its start (a worker's own
+    error goes to the log, not to the pool)."""
+    python = os.fsdecode(multiprocessing.spawn.get_executable())
+    probe = "import sys; sys.path[:0] = sys.argv[1:]; import linac_qa.executor"
+    try:
+        started = subprocess.run(
+            [python, "-c", probe, *sys.path], capture_output=True, text=True, timeout=300
+        )
+    except OSError as exc:
+        return f"{python} cannot be run: {exc.strerror}"
+    except subprocess.TimeoutExpired:
+        return f"{python} did not finish starting within 300 s"
+    if started.returncode == 0:
+        return "a test worker starts normally: see the log for the workers' own error"
+    last = (started.stderr.strip().splitlines() or [f"exit code {started.returncode}"])[-1]
+    return f"{python} fails as it starts: {last}"
 
 
 def default_workers(configured: int | None) -> int:

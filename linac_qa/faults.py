@@ -9,7 +9,9 @@ The checkpoints, in the order a run passes them:
 - `analysis` (worker): during the pylinac analysis;
 - `outputs` (worker): while the outputs are written, some complete and some not;
 - `before-ledger` (main process): a result has arrived and its outputs exist, the ledger has no row;
-- `email` (main process): the message is in the ledger, about to be handed to the SMTP server.
+- `queue-email` (main process): every result is recorded, the run's e-mail is not yet written;
+- `email` (main process): the message is in the ledger, about to be handed to the SMTP server;
+- `email-sent` (main process): the SMTP server has accepted the message, the ledger does not know.
 
 `stall(name)` makes an analysis hang (as a stuck share or a pathological image would) when the
 environment variable `LINAC_QA_STALL_ON` is a part of the acquisition's name, so that a test can
@@ -23,7 +25,7 @@ import signal
 import time
 
 CRASH_AT = "LINAC_QA_CRASH_AT"
-CHECKPOINTS = ("analysis", "outputs", "before-ledger", "email")
+CHECKPOINTS = ("analysis", "outputs", "before-ledger", "queue-email", "email", "email-sent")
 STALL_ON = "LINAC_QA_STALL_ON"
 
 

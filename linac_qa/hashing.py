@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import hashlib
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 
-def sha256_file(path: Path) -> str:
+@dataclass(frozen=True)
+class Hashed:
+    """A file's SHA-256 and its size and mtime as it was hashed: what the ledger records together,
+    so that a file changed after discovery is not taken for new (or for done) on the next run."""
+
+    sha256: str
+    size: int
+    mtime_ns: int
+
+
+def hash_file(path: Path) -> Hashed:
     digest = hashlib.sha256()
     with path.open("rb") as fp:
+        # Before reading: a file that changes during the read is then seen as changed by the next
+        # run (and hashed again), never as done with a state it did not have when analysed.
+        st = os.fstat(fp.fileno())
         for chunk in iter(lambda: fp.read(1 << 20), b""):
             digest.update(chunk)
-    return digest.hexdigest()
+    return Hashed(digest.hexdigest(), st.st_size, st.st_mtime_ns)
+
+
+def sha256_file(path: Path) -> str:
+    return hash_file(path).sha256

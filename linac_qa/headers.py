@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import struct
+import zlib
+from collections.abc import Iterable
 from typing import Any, BinaryIO
 
 import pydicom
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from linac_qa.model import DicomHeader
 
 PREAMBLE = 128
 # The tags that name an acquisition, where keywords are looked for (DESIGN.md section 3).
 TEXT_TAGS = ("RTImageLabel", "RTImageName", "RTImageDescription", "SeriesDescription", "StudyDescription")
+# Where a QA export names its test when its labels do not: the QA patient, the plan and the beam.
+# Looked at after the labels and the folder names (linac_qa.routing).
+PATIENT_TAGS = ("PatientName", "PatientID", "RTPlanLabel", "RTPlanName", "BeamName", "BeamDescription")
 MACHINE_TAGS = ("RadiationMachineName", "StationName", "DeviceSerialNumber")
 _TAGS = (
     *TEXT_TAGS,
+    *PATIENT_TAGS,
     *MACHINE_TAGS,
     "Modality",
     "SOPClassUID",
+    "SOPInstanceUID",
+    "StudyInstanceUID",
     "SeriesInstanceUID",
     "SeriesNumber",
     "AcquisitionDate",
@@ -34,38 +45,128 @@ _TAGS = (
     "NumberOfFrames",
     "RTImageSID",
 )
+PIXEL_DATA = 0x7FE00010
+# Value representations whose explicit-VR element header has 2 reserved bytes and a 4-byte length.
+_LONG_VRS = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+)
+_VRS = _LONG_VRS | {
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN", b"SH", b"SL",
+    b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
+}  # fmt: skip
+UNDEFINED_LENGTH = 0xFFFFFFFF
+# "6x [MV]", "6xFFF [MV]", "10X FFF", "15 MV": the beam energy as Varian and Elekta write it in labels.
+_ENERGY = re.compile(r"(?<![0-9.])(\d{1,2})\s*(?:x|mv)(?![a-eg-z]|\s*\d)\s*(fff)?", re.IGNORECASE)
 
 
 def looks_like_dicom(head: bytes) -> bool:
-    return len(head) >= PREAMBLE + 4 and head[PREAMBLE : PREAMBLE + 4] == b"DICM"
+    """A Part-10 file (`DICM` after the preamble), or a bare data set as older exports write it: one
+    that starts with a plausible group 0002 or 0008 element, so that random bytes stay rejected."""
+    if len(head) >= PREAMBLE + 4 and head[PREAMBLE : PREAMBLE + 4] == b"DICM":
+        return True
+    return _bare_dataset(head)
 
 
-def read_header(fp: BinaryIO, size: int) -> DicomHeader:
-    """The header of an open DICOM file (DICM marker already checked). Raises InvalidDicomError or
-    another pydicom error on a damaged header."""
-    ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=list(_TAGS))
-    header_bytes = fp.tell()
+def _bare_dataset(head: bytes) -> bool:
+    if len(head) < 8:
+        return False
+    for order in ("<", ">"):
+        group, element = struct.unpack(order + "HH", head[:4])
+        if group not in (0x0002, 0x0008) or element > 0x1FFF:
+            continue
+        if head[4:6] in _VRS:  # explicit VR
+            return True
+        (length,) = struct.unpack(order + "I", head[4:8])  # implicit VR: a short, even value
+        if length <= 1024 and length % 2 == 0:
+            return True
+    return False
+
+
+def read_header(fp: BinaryIO, size: int, extra_tags: Iterable[str] = ()) -> DicomHeader:
+    """The header of an open DICOM file (already checked by `looks_like_dicom`). Raises
+    InvalidDicomError or another pydicom error on a damaged header. `extra_tags` (DICOM keywords)
+    are read into `attributes`, for routing rules."""
+    extra = tuple(extra_tags)
+    start = fp.tell()
+    ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=[*_TAGS, *extra], force=True)
     rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
-    missing = 0
+    missing, has_pixels = 0, False
     if rows and cols:
         frames = _int(ds, "NumberOfFrames") or 1
-        expected = rows * cols * (_int(ds, "BitsAllocated") or 16) // 8 * (_int(ds, "SamplesPerPixel") or 1)
-        # The pixel data element's own tag and length take 12 bytes (explicit VR, OB/OW).
-        missing = max(0, expected * frames - (size - header_bytes - 12))
-    machine_ids = tuple(dict.fromkeys(v for t in MACHINE_TAGS if (v := _text(ds, t))))
+        bits = _int(ds, "BitsAllocated") or 16
+        expected = (rows * cols * frames * bits + 7) // 8 * (_int(ds, "SamplesPerPixel") or 1)
+        has_pixels, missing = _pixel_data(fp, ds, start, size, expected)
+    texts = tuple(v for t in TEXT_TAGS if (v := _text(ds, t)))
     return DicomHeader(
         modality=_text(ds, "Modality"),
-        sop_class_uid=_text(ds, "SOPClassUID"),
+        sop_class_uid=_text(ds, "SOPClassUID")
+        or _text(getattr(ds, "file_meta", {}), "MediaStorageSOPClassUID"),
+        instance_uid=_text(ds, "SOPInstanceUID"),
+        study_uid=_text(ds, "StudyInstanceUID"),
         series_uid=_text(ds, "SeriesInstanceUID"),
         series_number=_int(ds, "SeriesNumber"),
         acquired=_when(ds),
         machine=_text(ds, "RadiationMachineName") or _text(ds, "StationName"),
-        machine_ids=machine_ids,
-        texts=tuple(v for t in TEXT_TAGS if (v := _text(ds, t))),
-        has_pixels=bool(rows and cols) and size > header_bytes,
+        machine_ids=tuple(dict.fromkeys(v for t in MACHINE_TAGS if (v := _text(ds, t)))),
+        texts=texts,
+        patient_texts=tuple((t, v) for t in PATIENT_TAGS if (v := _text(ds, t))),
+        energy=_energy(texts),
+        has_pixels=has_pixels,
         pixel_bytes_missing=missing,
         has_sid=_text(ds, "RTImageSID") is not None,
+        attributes={t: v for t in extra if (v := _text(ds, t)) is not None},
     )
+
+
+def _pixel_data(fp: BinaryIO, ds: Any, start: int, size: int, expected: int) -> tuple[bool, int]:
+    """(whether the file holds pixel data, how many bytes of it are missing), from the pixel data
+    element's own header: its offset and length are those of this file's transfer syntax (implicit
+    VR has an 8-byte element header, explicit VR 12; big endian; deflated; encapsulated)."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        return _deflated_pixel_data(fp, start, expected)
+    tell = fp.tell()
+    element = fp.read(12)
+    if len(element) < 8 or _tag(element, ds.is_little_endian) != PIXEL_DATA:
+        return False, expected  # an image header whose pixel data is not there: cut short
+    order = "<" if ds.is_little_endian else ">"
+    if ds.is_implicit_VR:
+        header_bytes, (length,) = 8, struct.unpack(order + "I", element[4:8])
+    elif element[4:6] in _LONG_VRS:
+        header_bytes, (length,) = 12, struct.unpack(order + "I", element[8:12])
+    else:
+        header_bytes, (length,) = 8, struct.unpack(order + "H", element[6:8])
+    available = size - (tell - start) - header_bytes
+    if length == UNDEFINED_LENGTH:  # encapsulated (compressed) frames: the end marker must be there
+        fp.seek(start + size - 8)
+        ends = fp.read(8) in (b"\xfe\xff\xdd\xe0\x00\x00\x00\x00", b"\xff\xfe\xe0\xdd\x00\x00\x00\x00")
+        return available > 0, 0 if ends else 1
+    return available > 0, max(0, min(length, expected) - available)
+
+
+def _deflated_pixel_data(fp: BinaryIO, start: int, expected: int) -> tuple[bool, int]:
+    fp.seek(start)
+    ds = pydicom.dcmread(fp, force=True)
+    try:
+        pixels = len(ds.PixelData)
+    except (AttributeError, zlib.error):
+        return False, 0
+    return pixels > 0, max(0, expected - pixels)
+
+
+def _tag(element: bytes, little_endian: bool) -> int:
+    group, elem = struct.unpack(("<" if little_endian else ">") + "HH", element[:4])
+    return int(group) << 16 | int(elem)
+
+
+def _energy(texts: tuple[str, ...]) -> str | None:
+    """The beam energy as the labels give it: `6X`, `6X FFF`, `10X`. (The exposure sequence's kVp
+    would say it too, but parsing that sequence costs a third of the header's reading time.)"""
+    for text in texts:
+        m = _ENERGY.search(text)
+        if m:
+            return f"{int(m.group(1))}X" + (" FFF" if m.group(2) else "")
+    return None
 
 
 def _text(ds: Any, tag: str) -> str | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from linac_qa.model import AnalysisResult
+from linac_qa.versions import Provenance
 
 STATE_DIR = ".linac-qa"
 SCHEMA = """
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS files (
     result_id INTEGER REFERENCES results(id),
     config_hash TEXT,
     pylinac_version TEXT,
-    recorded TEXT NOT NULL
+    recorded TEXT NOT NULL,
+    linac_qa_version TEXT           -- added later: see ADDED_COLUMNS
 );
 CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY,
@@ -43,7 +45,8 @@ CREATE TABLE IF NOT EXISTS results (
     metrics TEXT NOT NULL,
     unit TEXT,
     acquired TEXT,
-    recorded TEXT NOT NULL
+    recorded TEXT NOT NULL,
+    notified TEXT                   -- the run that wrote its e-mail (or found none due); NULL: not yet
 );
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -60,12 +63,15 @@ CREATE TABLE IF NOT EXISTS notifications (
     sender TEXT NOT NULL,
     recipients TEXT NOT NULL,       -- JSON list: the envelope, as it was when the message was written
     message BLOB,                   -- the whole RFC 5322 message; dropped once sent (attachments are large)
-    status TEXT NOT NULL,           -- pending | sent
+    status TEXT NOT NULL,           -- pending | sending (handed to the server, no answer yet) | sent
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
     last_attempt_run TEXT,
     sent TEXT,
-    sent_run TEXT
+    sent_run TEXT,
+    message_id TEXT,                -- its Message-ID header: the same on every attempt
+    attempt_started TEXT,           -- when the attempt in progress (status sending) began
+    unknown_attempt TEXT            -- when an attempt began whose run died before the server's answer
 );
 CREATE TABLE IF NOT EXISTS copies (
     source TEXT NOT NULL,           -- the source folder, as configured
@@ -82,6 +88,16 @@ CREATE TABLE IF NOT EXISTS state (
     value TEXT NOT NULL
 );
 """
+# Columns added since the first ledgers: (table, column, declaration, value for the rows already there).
+# Results recorded before the e-mail mark had their e-mail (or none) under the rules of their day; a
+# ledger written before them gets them on opening, so it keeps working.
+ADDED_COLUMNS = (
+    ("results", "notified", "TEXT", "'before-tracking'"),
+    ("notifications", "message_id", "TEXT", None),
+    ("notifications", "attempt_started", "TEXT", None),
+    ("notifications", "unknown_attempt", "TEXT", None),
+    ("files", "linac_qa_version", "TEXT", None),
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +105,8 @@ class Known:
     size: int
     mtime_ns: int
     sha256: str | None
+    status: str | None = None  # the verdict recorded for the file (files the run looked at)
+    provenance: Provenance | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +126,30 @@ class Mail:
     last_error: str | None
     last_attempt_run: str | None
     sent_run: str | None
+    message_id: str | None = None
+    attempt_started: str | None = None
+    unknown_attempt: str | None = None
+
+
+@dataclass(frozen=True)
+class NewMail:
+    """A message to keep in the ledger as pending."""
+
+    kind: str
+    subject: str
+    sender: str
+    recipients: list[str]
+    message: bytes
+    message_id: str | None
+
+
+@dataclass(frozen=True)
+class UnreportedRun:
+    """An earlier run whose results no e-mail has covered: it died before writing its own."""
+
+    run_id: str
+    started: str
+    results: list[AnalysisResult]
 
 
 @dataclass(frozen=True)
@@ -128,6 +170,7 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._add_columns()
 
     @classmethod
     def open(cls, directory: Path, state_dir: Path | None = None) -> Ledger:
@@ -139,10 +182,28 @@ class Ledger:
         with self._lock:
             self._db.close()
 
+    def _add_columns(self) -> None:
+        with self._transaction() as db:
+            for table, column, declaration, existing in ADDED_COLUMNS:
+                have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column in have:
+                    continue
+                try:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+                except sqlite3.OperationalError as exc:  # another process (a watch, a run) added it first
+                    if "duplicate column" not in str(exc):
+                        raise
+                    continue
+                if existing is not None:
+                    db.execute(f"UPDATE {table} SET {column} = {existing}")
+
     def known(self) -> dict[str, Known]:
         with self._lock:
-            rows = self._db.execute("SELECT path, size, mtime_ns, sha256 FROM files").fetchall()
-        return {p: Known(s, m, h) for p, s, m, h in rows}
+            rows = self._db.execute(
+                "SELECT path, size, mtime_ns, sha256, status, linac_qa_version, pylinac_version, config_hash"
+                " FROM files"
+            ).fetchall()
+        return {p: Known(s, m, h, status, Provenance(*made)) for p, s, m, h, status, *made in rows}
 
     def touch(self, stamp: FileStamp) -> None:
         """A file that changed its size or mtime but not its content stays done."""
@@ -158,8 +219,7 @@ class Ledger:
         stamps: list[FileStamp],
         *,
         run_id: str,
-        config_hash: str,
-        pylinac_version: str,
+        provenance: Provenance,
     ) -> None:
         """The result and the state of every file it used, in one transaction: a crash leaves
         either both or neither, so the next run redoes exactly what was not recorded."""
@@ -184,11 +244,12 @@ class Ledger:
             )
             db.executemany(
                 "INSERT INTO files (path, size, mtime_ns, sha256, status, analysis, result_id, config_hash,"
-                " pylinac_version, recorded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " pylinac_version, linac_qa_version, recorded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns,"
                 " sha256=excluded.sha256, status=excluded.status, analysis=excluded.analysis,"
                 " result_id=excluded.result_id, config_hash=excluded.config_hash,"
-                " pylinac_version=excluded.pylinac_version, recorded=excluded.recorded",
+                " pylinac_version=excluded.pylinac_version, linac_qa_version=excluded.linac_qa_version,"
+                " recorded=excluded.recorded",
                 [
                     (
                         s.path,
@@ -198,8 +259,9 @@ class Ledger:
                         result.status.value,
                         result.analysis,
                         cur.lastrowid,
-                        config_hash,
-                        pylinac_version,
+                        provenance.config_hash,
+                        provenance.pylinac,
+                        provenance.linac_qa,
                         now,
                     )
                     for s in stamps
@@ -220,38 +282,108 @@ class Ledger:
             )
 
     # -------------------------------------------------------------- notifications
-    def queue_mail(
-        self, *, run_id: str, kind: str, subject: str, sender: str, recipients: list[str], message: bytes
-    ) -> int:
-        """Kept before any attempt to send it: a failed send, or a crash, loses nothing."""
+    def queue_mail(self, run_id: str, mails: list[NewMail], reported_runs: list[str]) -> None:
+        """Keeps the messages as pending and marks every result of `reported_runs` not yet marked as
+        reported by `run_id`, in one transaction: a result is in exactly one written e-mail (or in
+        none, when none was due), whatever moment a crash picks. Kept before any attempt to send."""
+        now = _now()
         with self._transaction() as db:
-            cur = db.execute(
+            db.executemany(
                 "INSERT INTO notifications (created, run_id, kind, subject, sender, recipients, message,"
-                " status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
-                (_now(), run_id, kind, subject, sender, json.dumps(recipients), message),
+                " status, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                [
+                    (
+                        now,
+                        run_id,
+                        m.kind,
+                        m.subject,
+                        m.sender,
+                        json.dumps(m.recipients),
+                        m.message,
+                        m.message_id,
+                    )
+                    for m in mails
+                ],
             )
-            return int(cur.lastrowid or 0)
+            db.executemany(
+                "UPDATE results SET notified = ? WHERE notified IS NULL AND run_id = ?",
+                [(run_id, reported) for reported in reported_runs],
+            )
+
+    def unreported_runs(self, run_id: str) -> list[UnreportedRun]:
+        """Earlier runs that recorded results and died before writing their e-mail, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT r.run_id, COALESCE(runs.started, MIN(r.recorded)) FROM results r"
+                " LEFT JOIN runs ON runs.id = r.run_id WHERE r.notified IS NULL AND r.run_id != ?"
+                " GROUP BY r.run_id ORDER BY MIN(r.id)",
+                (run_id,),
+            ).fetchall()
+        return [UnreportedRun(rid, started, self._unreported_results(rid)) for rid, started in rows]
+
+    def _unreported_results(self, run_id: str) -> list[AnalysisResult]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT analysis, model, status, reason, files, outputs, metrics, unit, acquired FROM results"
+                " WHERE run_id = ? AND notified IS NULL ORDER BY id",
+                (run_id,),
+            ).fetchall()
+        return [
+            AnalysisResult(
+                analysis=analysis,
+                model=model,
+                status=status,
+                reason=reason,
+                files=json.loads(files),
+                outputs=json.loads(outputs),
+                metrics=json.loads(metrics),
+                unit=unit,
+                acquired=dt.datetime.fromisoformat(acquired) if acquired else None,
+            )
+            for analysis, model, status, reason, files, outputs, metrics, unit, acquired in rows
+        ]
 
     def pending_mail(self) -> list[Mail]:
-        return self._mail("WHERE status = 'pending'", ())
+        """Every message not known to be delivered, including those whose last attempt has no
+        known outcome (`sending`: its run died waiting for the server's answer)."""
+        return self._mail("WHERE status IN ('pending', 'sending')", ())
 
     def mail_of_run(self, run_id: str) -> list[Mail]:
         """What a run has to report: the messages it delivered, and every message still pending."""
-        return self._mail("WHERE status = 'pending' OR sent_run = ?", (run_id,))
+        return self._mail("WHERE status IN ('pending', 'sending') OR sent_run = ?", (run_id,))
+
+    def mail_attempt(self, mail_id: int, run_id: str) -> None:
+        """Committed before the message goes to the server: a run that dies before the answer
+        leaves it `sending`, an attempt of unknown outcome, instead of silently pending."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE notifications SET status = 'sending', attempt_started = ?, last_attempt_run = ?"
+                " WHERE id = ?",
+                (_now(), run_id, mail_id),
+            )
+
+    def mail_outcome_unknown(self, mail_id: int) -> None:
+        """An attempt left `sending` by a run that died: pending again, the attempt remembered."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE notifications SET status = 'pending', unknown_attempt = attempt_started,"
+                " attempt_started = NULL, attempts = attempts + 1 WHERE id = ? AND status = 'sending'",
+                (mail_id,),
+            )
 
     def mail_sent(self, mail_id: int, run_id: str) -> None:
         with self._transaction() as db:
             db.execute(
                 "UPDATE notifications SET status = 'sent', sent = ?, sent_run = ?, attempts = attempts + 1,"
-                " last_attempt_run = ?, message = NULL WHERE id = ?",
+                " last_attempt_run = ?, message = NULL, attempt_started = NULL WHERE id = ?",
                 (_now(), run_id, run_id, mail_id),
             )
 
     def mail_failed(self, mail_id: int, run_id: str, error: str) -> None:
         with self._transaction() as db:
             db.execute(
-                "UPDATE notifications SET attempts = attempts + 1, last_error = ?, last_attempt_run = ?"
-                " WHERE id = ?",
+                "UPDATE notifications SET status = 'pending', attempt_started = NULL,"
+                " attempts = attempts + 1, last_error = ?, last_attempt_run = ? WHERE id = ?",
                 (error, run_id, mail_id),
             )
 
@@ -259,7 +391,8 @@ class Ledger:
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, created, run_id, kind, subject, sender, recipients, message, status, attempts,"
-                f" last_error, last_attempt_run, sent_run FROM notifications {where} ORDER BY id",
+                " last_error, last_attempt_run, sent_run, message_id, attempt_started, unknown_attempt"
+                f" FROM notifications {where} ORDER BY id",
                 params,
             ).fetchall()
         return [
@@ -277,6 +410,9 @@ class Ledger:
                 last_error=row[10],
                 last_attempt_run=row[11],
                 sent_run=row[12],
+                message_id=row[13],
+                attempt_started=row[14],
+                unknown_attempt=row[15],
             )
             for row in rows
         ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
+from pathlib import PurePosixPath
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +32,7 @@ class SkipReason(StrEnum):
     WINDOW = "window"
     WAITING_FOR_PARTNER = "waiting-for-partner"
     STOPPED = "stopped"  # planned, but the run was stopped (Ctrl-C) before its analysis began
+    NESTED_RUN = "nested-run"  # a folder with its own state (DIR/.linac-qa): its own runs process it
 
 
 class Record(BaseModel):
@@ -42,12 +44,17 @@ class DicomHeader(Record):
 
     modality: str | None = None
     sop_class_uid: str | None = None
+    instance_uid: str | None = None  # SOPInstanceUID: the same image exported twice has the same one
+    study_uid: str | None = None
     series_uid: str | None = None
     series_number: int | None = None
     acquired: dt.datetime | None = None
     machine: str | None = None  # RadiationMachineName, else StationName
     machine_ids: tuple[str, ...] = ()  # every identifier of the machine found in the header
     texts: tuple[str, ...] = ()  # the tags that name an acquisition (labels and descriptions)
+    patient_texts: tuple[tuple[str, str], ...] = ()  # (tag, value): the QA patient, plan and beam names
+    energy: str | None = None  # "6X", "6X FFF", "10X": what VMAT images are paired by
+    attributes: dict[str, str] = Field(default_factory=dict)  # read for routing rules
     has_pixels: bool = False
     pixel_bytes_missing: int = 0  # a truncated file: what its header promises but it lacks
     has_sid: bool = False
@@ -63,6 +70,23 @@ class ClassifiedFile(Record):
     keyword: str | None = None
     header: DicomHeader | None = None
     zip_members: tuple[str, ...] = ()  # DICOM members of a zip, in archive order
+    variant: dict[str, Any] = Field(default_factory=dict)  # options a routing rule gave
+    # Nothing names this file's test (no rule, no keyword): its route, or its being ignored, comes
+    # from what it holds, so a named neighbour may claim it (linac_qa.grouping).
+    by_content: bool = False
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """Every text that may name the test or its variant, most specific first: the file name,
+        the DICOM labels, the folder names from the nearest up, the QA patient, plan and beam."""
+        path = PurePosixPath(self.path)
+        header = self.header
+        return (
+            path.name,
+            *(header.texts if header else ()),
+            *reversed(path.parent.parts),
+            *(value for _, value in (header.patient_texts if header else ())),
+        )
 
 
 class Acquisition(Record):
@@ -103,7 +127,15 @@ class AnalysisResult(BaseModel):
     acquired: dt.datetime | None = None
     warnings: list[str] = Field(default_factory=list)
     seconds: float | None = None
+    # True when at least one pass criterion decided the status. A `passed` result with nothing
+    # judged (a planar phantom with no criteria configured) keeps the status the contract allows,
+    # and is shown as "not judged", never among the passes.
+    judged: bool = False
 
     @property
     def is_problem(self) -> bool:
         return self.status in (Status.FAILED, Status.ERROR)
+
+    @property
+    def not_judged(self) -> bool:
+        return self.status is Status.PASSED and not self.judged

@@ -9,6 +9,12 @@ from linac_qa.model import AnalysisResult, Status
 from linac_qa.summary import RunSummary
 
 MARKS = {Status.PASSED: "PASS", Status.FAILED: "FAIL", Status.ERROR: "ERROR", Status.IGNORED: "ignored"}
+NOT_JUDGED = "NOT JUDGED"
+
+
+def mark(status: Status, judged: bool) -> str:
+    """The verdict word for people: a pass on which no criterion was judged is not shown as one."""
+    return NOT_JUDGED if status is Status.PASSED and not judged else MARKS[status]
 
 
 def artifact_key(name: str, unit: str | None) -> str:
@@ -29,7 +35,7 @@ def results_table(summary: RunSummary) -> list[dict[str, str]]:
         {
             "analysis": r.analysis or "",
             "acquisition": acquisition_label(r),
-            "status": r.status.value,
+            "status": "not judged" if r.not_judged else r.status.value,
             "reason": r.reason,
             "unit": r.unit or "",
             "acquired": r.acquired.strftime("%Y-%m-%d %H:%M") if r.acquired else "",
@@ -41,16 +47,18 @@ def results_table(summary: RunSummary) -> list[dict[str, str]]:
 
 
 def problems_first(results: Iterable[AnalysisResult]) -> list[AnalysisResult]:
-    order = {Status.FAILED: 0, Status.ERROR: 1, Status.PASSED: 2, Status.IGNORED: 3}
-    return sorted(results, key=lambda r: order[r.status])
+    """Failures, errors, results not judged, passes, ignored files."""
+    order = {Status.FAILED: 0, Status.ERROR: 1, Status.PASSED: 3, Status.IGNORED: 4}
+    return sorted(results, key=lambda r: 2 if r.not_judged else order[r.status])
 
 
 def analysis_markdown(section: str, results: list[AnalysisResult]) -> str:
     lines = [f"# {section}", "", "| acquisition | verdict | reason | report |", "|---|---|---|---|"]
     for r in problems_first(results):
         report = next((o for o in r.outputs if o.endswith(".pdf")), "")
+        verdict = mark(r.status, r.judged)
         lines.append(
-            f"| {_cell(acquisition_label(r))} | **{MARKS[r.status]}** | {_cell(r.reason)} | {_cell(report)} |"
+            f"| {_cell(acquisition_label(r))} | **{verdict}** | {_cell(r.reason)} | {_cell(report)} |"
         )
         for key, value in r.metrics.items():
             if value is not None:
@@ -61,7 +69,7 @@ def analysis_markdown(section: str, results: list[AnalysisResult]) -> str:
 def verdict_line(result: AnalysisResult) -> str:
     warn = f"  [warning: {'; '.join(result.warnings)}]" if result.warnings else ""
     what = f"{result.analysis or '-':<15} {acquisition_label(result)}"
-    return f"{MARKS[result.status]:<7} {what}: {result.reason}{warn}"
+    return f"{mark(result.status, result.judged):<10} {what}: {result.reason}{warn}"
 
 
 def _cell(text: str) -> str:

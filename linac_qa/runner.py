@@ -20,11 +20,13 @@ from pydantic import BaseModel, ConfigDict
 
 from linac_qa import versions
 from linac_qa.analyses import REGISTRY
-from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, close_figures
+from linac_qa.analyses.base import AnalysisType, Inputs, close_figures
+from linac_qa.criteria import Implausible, Verdict
 from linac_qa.faults import checkpoint, stall
-from linac_qa.hashing import sha256_file
+from linac_qa.hashing import hash_file
 from linac_qa.model import Acquisition, AnalysisResult, Status
 from linac_qa.outputs import display_path, keep_previous, output_paths, staged_outputs
+from linac_qa.reporting import mark
 from linac_qa.sections import AnalysisSettings
 from linac_qa.zipsafe import ZipLimits, safe_extract_dicoms
 
@@ -57,6 +59,8 @@ class Job(BaseModel):
 class JobOutcome(BaseModel):
     result: AnalysisResult
     hashes: dict[str, str]
+    # Each input's size and mtime (ns) as it was hashed: recorded with its hash, not discovery's.
+    stamps: dict[str, tuple[int, int]] = {}
 
 
 def run_job(job: Job) -> JobOutcome:
@@ -76,22 +80,29 @@ def run_job(job: Job) -> JobOutcome:
         warnings=list(acq.warnings),
     )
     hashes: dict[str, str] = {}
+    stamps: dict[str, tuple[int, int]] = {}
     try:
-        hashes = {f: sha256_file(directory / f) for f in acq.files}
+        for f in acq.files:
+            hashed = hash_file(directory / f)
+            hashes[f], stamps[f] = hashed.sha256, (hashed.size, hashed.mtime_ns)
         problem = analysis.check_group(acq, settings)
         if problem:
             result.reason = problem
         else:
             verdict, outputs = _analyse(analysis, settings, job, hashes)
             result.status, result.reason, result.metrics = verdict.status, verdict.reason, verdict.metrics
-            result.outputs = outputs
+            result.judged, result.outputs = verdict.judged, outputs
+    except Implausible as exc:  # the analysis did not find what it must: no verdict, and no report
+        result.status = Status.ERROR
+        result.reason = f"implausible: {exc}"
+        result.metrics = exc.metrics
     except Exception as exc:  # pylinac raises anything on bad data: it becomes this acquisition's error
         result.status = Status.ERROR
         result.reason = brief_error(exc)
     finally:
         close_figures()
     result.seconds = round(time.perf_counter() - started, 2)
-    return JobOutcome(result=result, hashes=hashes)
+    return JobOutcome(result=result, hashes=hashes, stamps=stamps)
 
 
 def _analyse(
@@ -114,7 +125,7 @@ def _analyse(
             # Nothing was written under a final name; an error is not retried on its own, so say how.
             raise OSError(
                 f"outputs could not be written ({verdict.status.value}: {verdict.reason}): {exc};"
-                " fix the output location, then re-run with --force"
+                " fix the output location, then re-run with --retry-errors"
             ) from exc
     return verdict, [display_path(p, directory) for p in outputs]
 
@@ -172,6 +183,7 @@ def _document(job: Job, model: str | None, verdict: Verdict, provenance: dict[st
             "acquisition": acq.name,
             "status": verdict.status.value,
             "reason": verdict.reason,
+            "judged": verdict.judged,
             "metrics": verdict.metrics,
             "warnings": list(acq.warnings),
             "unit": job.unit or acq.machine,
@@ -214,7 +226,7 @@ def _pdf_metadata(job: Job, provenance: dict[str, Any]) -> dict[str, str]:
 
 
 def _pdf_notes(verdict: Verdict) -> list[str]:
-    return [f"Verdict: {verdict.status.value.upper()}", verdict.reason]
+    return [f"Verdict: {mark(verdict.status, verdict.judged)}", verdict.reason]
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+# A real keyword is a word or two ("picket fence"); every file name and DICOM label is matched
+# against each one, and they appear in reasons and reports.
+Keyword = Annotated[str, StringConstraints(max_length=64)]
 
 
 def kebab(name: str) -> str:
@@ -24,5 +28,5 @@ class AnalysisSettings(Section):
     reserved_analysis_keys: ClassVar[dict[str, str]] = {}
 
     enabled: bool = True
-    keywords: list[str] = Field(default_factory=list)
+    keywords: list[Keyword] = Field(default_factory=list)
     analysis: dict[str, Any] = Field(default_factory=dict)

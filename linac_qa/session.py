@@ -18,13 +18,15 @@ from filelock import FileLock, Timeout
 
 from linac_qa import versions
 from linac_qa.adopt import adopt
-from linac_qa.config import Settings
+from linac_qa.config import ConfigError, Settings
+from linac_qa.discovery import printable
 from linac_qa.faults import checkpoint
-from linac_qa.hashing import sha256_file
+from linac_qa.hashing import Hashed, hash_file
 from linac_qa.ledger import STATE_DIR, FileStamp, Ledger
 from linac_qa.model import Acquisition, AnalysisResult
 from linac_qa.outputs import distinct_stems, remove_stale_temporaries, run_stamp
 from linac_qa.runner import Job, JobOutcome
+from linac_qa.sources import NOT_FOUND, folder_problem
 from linac_qa.summary import RunSummary, skipped_counts
 from linac_qa.zipsafe import ZipLimits
 
@@ -55,12 +57,40 @@ def resolve_directory(given: str | os.PathLike[str] | None, settings: Settings) 
     if chosen is None:
         raise UsageError("no directory: give DIR on the command line or general.directory in the config")
     path = Path(chosen).expanduser()
-    if not path.is_dir():
-        # At 02:00 the usual reason is a network share that is not mounted (yet): say so.
+    problem = folder_problem(path)
+    if problem == NOT_FOUND:
         raise UsageError(f"directory not found: {path} (network share not mounted?)")
+    if problem:
+        raise UsageError(f"directory {printable(str(path))} {problem}")
     path = path.resolve()
+    if printable(str(path)) != str(path):  # every result, the ledger and the JSON name files under it
+        raise UsageError(f"directory {printable(str(path))}: its path is not valid UTF-8; rename it")
+    check_output_directory(path, settings)
     check_state_folder(path)
     return path
+
+
+def check_output_directory(directory: Path, settings: Settings) -> None:
+    """Outputs inside the state folder would be lost (its scratch folder is emptied, its history is
+    the run's); an output directory that holds the folder above DIR makes every run walk (and clear
+    temporaries in) other folders, or the whole file system for `/`."""
+    out = settings.general.output_directory
+    if out is None:
+        return
+    real = Path(os.path.realpath(out))
+    state, above = directory / STATE_DIR, directory.parent
+    if real == state or state in real.parents:
+        problem = f"{out} is inside the run's state folder {state}"
+    elif real == above or real in above.parents:
+        problem = f"{out} holds the folder above the data ({above})"
+    else:
+        return
+    raise ConfigError(
+        settings.source,
+        "general.output-directory",
+        f"{problem}; allowed: a folder outside {state} that does not contain {above}, "
+        f"e.g. {above / (directory.name + '-reports')}",
+    )
 
 
 def check_state_folder(directory: Path) -> None:
@@ -77,9 +107,10 @@ def check_state_folder(directory: Path) -> None:
 
 @contextmanager
 def directory_lock(directory: Path) -> Iterator[None]:
-    """One run per directory. The OS releases the lock when its process dies, so a crashed run
-    never blocks the next one."""
+    """One run per directory, and none inside a directory being processed. The OS releases the lock
+    when its process dies, so a crashed run never blocks the next one."""
     state = directory / STATE_DIR
+    _refuse_inside_a_run(directory)  # before the state folder exists: a refused run leaves none
     lock = FileLock(state / "run.lock", timeout=0)
     try:
         state.mkdir(exist_ok=True)
@@ -91,9 +122,32 @@ def directory_lock(directory: Path) -> Iterator[None]:
             exc.errno, f"cannot write the run's state folder {state}: {exc.strerror} (read-only share?)"
         ) from exc
     try:
+        # Again, now that the state folder exists: a run of a parent folder that started since then
+        # holds its lock now, and one that starts later finds the state folder and skips this folder.
+        _refuse_inside_a_run(directory)
         yield
     finally:
         lock.release()
+
+
+def _refuse_inside_a_run(directory: Path) -> None:
+    """A run of a folder above this one would analyse these files too (discovery skips a folder with
+    its own state only from the moment that state exists)."""
+    for parent in directory.parents:
+        lock_file = parent / STATE_DIR / "run.lock"
+        if not lock_file.is_file():
+            continue
+        probe = FileLock(lock_file, timeout=0)
+        try:
+            probe.acquire()
+        except Timeout:
+            raise DirectoryBusy(
+                f"another run is processing {parent}, which includes {directory} (lock {lock_file}); "
+                "run again when it has finished"
+            ) from None
+        except OSError:  # not ours to open (another user's state, a read-only share): cannot tell
+            continue
+        probe.release()
 
 
 @contextmanager
@@ -133,6 +187,7 @@ class Run:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     stamps: dict[str, FileStamp] = field(default_factory=dict)
+    retried: dict[str, str] = field(default_factory=dict)  # files whose recorded error is retried, and why
     results: list[AnalysisResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -191,28 +246,38 @@ class Run:
                 self.record_outcome(job, outcome)
         return remaining
 
-    def record(self, result: AnalysisResult, hashes: dict[str, str] | None = None) -> None:
-        """Into the ledger at once, so a crash later in the run does not redo this one."""
-        hashes = hashes or {}
-        stamps = []
+    def record(
+        self,
+        result: AnalysisResult,
+        hashes: dict[str, str] | None = None,
+        stamps: dict[str, tuple[int, int]] | None = None,
+    ) -> None:
+        """Into the ledger at once, so a crash later in the run does not redo this one. Each file
+        with its hash and the size and mtime it had when hashed (`hashes`, `stamps`: the worker's);
+        a file hashed by nobody yet is hashed now."""
+        hashes, stamps = hashes or {}, stamps or {}
+        files = []
         for rel in result.files:
-            stamp = self.stamps.get(rel) or FileStamp(rel, 0, 0)
-            sha = hashes.get(rel) or _hash_or_none(self.directory / rel)
-            stamps.append(FileStamp(stamp.path, stamp.size, stamp.mtime_ns, sha))
-        self.ledger.record(
-            result,
-            stamps,
-            run_id=self.run_id,
-            config_hash=self.settings.hash,
-            pylinac_version=versions.pylinac(),
-        )
+            if rel in hashes and rel in stamps:
+                files.append(FileStamp(rel, *stamps[rel], hashes[rel]))
+                continue
+            hashed = _hash_or_none(self.directory / rel)
+            if hashed is None:  # unreadable: as discovery saw it, without a hash
+                seen = self.stamps.get(rel) or FileStamp(rel, 0, 0)
+                files.append(FileStamp(rel, seen.size, seen.mtime_ns))
+            else:
+                files.append(FileStamp(rel, hashed.size, hashed.mtime_ns, hashed.sha256))
+        retried = sorted({self.retried[rel] for rel in result.files if rel in self.retried})
+        # Said on the result, so that a verdict where the last run had an error is not a mystery.
+        result.warnings.extend(f"an earlier error retried: {why}" for why in retried)
+        self.ledger.record(result, files, run_id=self.run_id, provenance=versions.current(self.settings.hash))
         self.results.append(result)
         if self.listener:
             self.listener.finished(result)
 
     def record_outcome(self, job: Job, outcome: JobOutcome) -> None:
         checkpoint("before-ledger")  # the outputs exist; a kill here leaves them for adoption
-        self.record(outcome.result, outcome.hashes)
+        self.record(outcome.result, outcome.hashes, outcome.stamps)
 
     def summary(self, skipped: Counter[str]) -> RunSummary:
         summary = RunSummary(
@@ -240,10 +305,10 @@ def _result_order(r: AnalysisResult) -> tuple[str, str]:
     return (r.analysis or "~", r.files[0] if r.files else "")
 
 
-def _hash_or_none(path: Path) -> str | None:
+def _hash_or_none(path: Path) -> Hashed | None:
     if path.is_symlink() or not path.is_file():  # links are never followed; a named pipe would block
         return None
     try:
-        return sha256_file(path)
+        return hash_file(path)
     except OSError:
         return None

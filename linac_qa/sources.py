@@ -11,6 +11,7 @@ source that is missing or unreadable is a warning of the run, never a failure.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from linac_qa.config import Settings
-from linac_qa.discovery import IN_PROGRESS_SUFFIXES
+from linac_qa.discovery import IN_PROGRESS_SUFFIXES, printable
 from linac_qa.hashing import sha256_file
 from linac_qa.ledger import FileStamp, Ledger
 from linac_qa.outputs import temporary_name
@@ -81,11 +82,12 @@ def scan_sources(directory: Path, settings: Settings, ledger: Ledger, now: float
                     scan.unsettled += 1
                     scan.busy_folders.add((Path(source.name) / rel).parent.as_posix())
                     continue
-                prior = done.get(rel)
+                prior = done.get(printable(rel))
                 if prior is not None and (prior.size, prior.mtime_ns) == (st.st_size, st.st_mtime_ns):
                     continue
                 destination = directory / source.name / rel
                 scan.ready.append(Candidate(source, FileStamp(rel, st.st_size, st.st_mtime_ns), destination))
+    scan.warnings = [printable(w) for w in scan.warnings]  # they name files: they go to the JSON
     return scan
 
 
@@ -114,6 +116,7 @@ def copy_from_sources(
                 f"already in {candidate.destination.parent} (the source file changed after it was "
                 f"copied?); the new version is copied as {copied}"
             )
+    result.warnings = [printable(w) for w in result.warnings]
     return result
 
 
@@ -164,8 +167,10 @@ def _verified_copy(source_file: Path, destination: Path, stamp: FileStamp) -> st
 
 
 def _record(ledger: Ledger, candidate: Candidate, sha: str, destination: Path, directory: Path) -> None:
-    stamp = FileStamp(candidate.stamp.path, candidate.stamp.size, candidate.stamp.mtime_ns, sha)
-    ledger.record_copy(str(candidate.source), stamp, destination.relative_to(directory).as_posix())
+    # Under printable names, as discovery records the copy: a name that is not UTF-8 is still copied
+    # (discovery then reports it as an error).
+    stamp = FileStamp(printable(candidate.stamp.path), candidate.stamp.size, candidate.stamp.mtime_ns, sha)
+    ledger.record_copy(str(candidate.source), stamp, printable(destination.relative_to(directory).as_posix()))
 
 
 def _free_name(destination: Path) -> Path:
@@ -176,11 +181,28 @@ def _free_name(destination: Path) -> Path:
     raise OSError(f"no free name for another copy of {destination.name}")
 
 
-def _unusable(source: Path, directory: Path) -> str | None:
+# At 02:00 the usual reason is a network share that is not mounted (yet): say so.
+NOT_FOUND = "not found (network share not mounted?)"
+
+
+def folder_problem(path: Path) -> str | None:
+    """Why `path` cannot be used as a folder, worded for a person; None when it can."""
     try:
-        if not source.is_dir():
-            what = "is not a folder" if source.exists() else "not found (network share not mounted?)"
-            return f"source {source} {what}; nothing copied from it"
+        st = path.stat()
+    except FileNotFoundError:
+        return "is a broken symbolic link" if path.is_symlink() else NOT_FOUND
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link that loops (it leads back to itself)"
+        return f"cannot be read: {exc.strerror}"
+    return None if stat.S_ISDIR(st.st_mode) else "is not a folder"
+
+
+def _unusable(source: Path, directory: Path) -> str | None:
+    problem = folder_problem(source)
+    if problem:
+        return f"source {source} {problem}; nothing copied from it"
+    try:
         resolved = source.resolve()
     except OSError as exc:
         return f"source {source} cannot be read: {exc.strerror}; nothing copied from it"

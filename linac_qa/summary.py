@@ -47,16 +47,27 @@ class RunSummary(BaseModel):
         return 1 if any(r.is_problem for r in self.results) else 0
 
     def headline(self) -> str:
-        c = self.counts()
-        parts = [f"{c[s.value]} {s.value}" for s in Status if c[s.value]]
+        c = Counter(outcome(r) for r in self.results)
+        parts = [f"{c[o]} {o}" for o in OUTCOMES if c[o]]
         skipped = sum(self.skipped.values())
         return (", ".join(parts) or "nothing new") + (f"; {skipped} skipped" if skipped else "")
 
 
+# How people see results: a pass on which nothing was judged is counted apart from the passes.
+NOT_JUDGED = "not judged"
+OUTCOMES = (Status.PASSED.value, NOT_JUDGED, Status.FAILED.value, Status.ERROR.value, Status.IGNORED.value)
+
+
+def outcome(result: AnalysisResult) -> str:
+    return NOT_JUDGED if result.not_judged else result.status.value
+
+
 def skipped_counts(counter: Counter[str]) -> dict[str, int]:
-    """The contract's keys always; `stopped` (a watch stopped before these began) only when it
-    happened, so that the document of an ordinary run keeps exactly the documented keys."""
+    """The contract's keys always; `stopped` (a watch stopped before these began) and `nested-run`
+    (folders processed by runs of their own) only when they happened, so that the document of an
+    ordinary run keeps exactly the documented keys."""
     counts = {r.value: int(counter.get(r.value, 0)) for r in SkipReason}
-    if not counts[SkipReason.STOPPED]:
-        del counts[SkipReason.STOPPED]
+    for occasional in (SkipReason.STOPPED, SkipReason.NESTED_RUN):
+        if not counts[occasional]:
+            del counts[occasional]
     return counts

@@ -53,8 +53,10 @@ __all__ = [
     "png_image",
     "random_bytes",
     "rt_plan",
+    "save_unnamed",
     "stamp_rt_image",
     "starshot",
+    "strip_names",
     "truncated_dicom",
     "winston_lutz_set",
     "winston_lutz_zip",
@@ -250,15 +252,19 @@ def picket_fence(
     label: str = "PicketFence",
     description: str = "Picket fence",
     when: dt.datetime = DEFAULT_WHEN,
+    pickets: int | None = None,
     seed: int = 0,
 ) -> Path:
     """A Millennium-120 picket fence (3 mm pickets, 20 mm apart, every leaf jittered by sd 0.04 mm).
 
     `PicketFence(path).analyze(tolerance=0.5)` passes; `leaf_error_mm` (e.g. 1.2) displaces one
-    leaf of one picket by that much, which fails it.
+    leaf of one picket by that much, which fails it. `pickets`: how many (default: as many as fit,
+    11 on the AS1000 at SID 1500); pylinac finds 2 or more, and cannot analyse 1.
     """
     path = Path(path)
-    key = _key("pf", seed, path.name, machine, when, leaf_error_mm, imager, sid_mm, gantry)
+    # Variants only key what they change: the default image stays the same bytes.
+    variant = () if pickets is None else (pickets,)
+    key = _key("pf", seed, path.name, machine, when, leaf_error_mm, imager, sid_mm, gantry, *variant)
     rng = _rng(key)
     sim = _IMAGERS[imager](sid=sid_mm)
     width_mm = sim.shape[1] * sim.pixel_size / sim.mag_factor
@@ -266,6 +272,7 @@ def picket_fence(
     n = int((width_mm - 50) // _PF_SPACING_MM) + 1
     if n % 2 == 0:
         n -= 1
+    n = pickets or n
     picket_x = [(i - (n - 1) / 2) * _PF_SPACING_MM for i in range(n)]
     for x in picket_x:
         sim.add_layer(FilteredFieldLayer(field_size_mm=(400, 3), cax_offset_mm=(0, x)))
@@ -273,7 +280,7 @@ def picket_fence(
         (p, leaf): float(np.clip(rng.normal(0, 0.04), -0.12, 0.12)) for p in range(n) for leaf in range(60)
     }
     if leaf_error_mm:
-        shifts[(n // 2 + 1, _PF_FAULTY_LEAF)] = leaf_error_mm
+        shifts[(min(n // 2 + 1, n - 1), _PF_FAULTY_LEAF)] = leaf_error_mm
     sim.add_layer(_LeafShiftLayer(picket_x, shifts))
     sim.add_layer(GaussianFilterLayer(sigma_mm=1.0))
     sim.add_layer(SeededNoiseLayer(rng))
@@ -297,6 +304,7 @@ class WinstonLutzSession:
     acquired 40 s apart. `WinstonLutz(folder).analyze(bb_size_mm=5)` gives a max 2D CAX-to-BB of
     0.22 mm and a couch iso size of 0.32 mm for (0.2, -0.1, 0.15), 1.55 and 2.2 mm for
     (1.5, 0.5, 0.3). Another `prefix` (and `when`) writes a second, loose session beside the first.
+    `bb=False` leaves the BB out (a set shot without the phantom): pylinac finds no BB.
     """
 
     offset_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -307,12 +315,21 @@ class WinstonLutzSession:
     label: str = "WL"
     description: str = "Winston-Lutz MLC 2x2"
     when: dt.datetime = DEFAULT_WHEN
+    bb: bool = True
     seed: int = 0
 
     def images(self, name: str) -> list[tuple[str, Dataset]]:
         """The session's images as (file name, dataset); `name` (folder or zip) keys the UIDs."""
         set_key = _key(
-            "wl", self.seed, name, self.prefix, self.machine, self.when, self.offset_mm, self.imager
+            "wl",
+            self.seed,
+            name,
+            self.prefix,
+            self.machine,
+            self.when,
+            self.offset_mm,
+            self.imager,
+            *(() if self.bb else ("no-bb",)),
         )
         if self.imager != "AS1200" and any(coll for _, coll, _ in self.axes):
             # pylinac's rotated-rectangle helper swaps row and column of the pivot: a collimator
@@ -328,7 +345,10 @@ class WinstonLutzSession:
                 offset_left=left, offset_up=up, offset_in=inward, gantry=gantry, couch=couch, sad=1000
             )
             # pylinac's BB layer takes (out, right), hence the negated longitudinal offset.
-            sim.add_layer(PerfectBBLayer(bb_size_mm=5, cax_offset_mm=(-longitudinal, lateral), alpha=-0.5))
+            if self.bb:
+                sim.add_layer(
+                    PerfectBBLayer(bb_size_mm=5, cax_offset_mm=(-longitudinal, lateral), alpha=-0.5)
+                )
             sim.add_layer(GaussianFilterLayer(sigma_mm=0.5))
             sim.add_layer(SeededNoiseLayer(rng))
             g, c, t = round(gantry), round(coll), round(couch)
@@ -572,3 +592,38 @@ def rt_plan(path: Path | str) -> Path:
 def ct_slice(path: Path | str) -> Path:
     """A single 128 x 128 CT slice (pydicom's CT_small.dcm): an image, but not a QA one."""
     return _copy_testdata("CT_small.dcm", path)
+
+
+# --------------------------------------------------------------------------- exports without names
+# Texts that say which machine took an image, never which test it shows: kept.
+_MACHINE_TEXTS = frozenset(
+    {
+        "Manufacturer",
+        "ManufacturerModelName",
+        "InstitutionName",
+        "StationName",
+        "DeviceSerialNumber",
+        "SoftwareVersions",
+        "RadiationMachineName",
+    }
+)
+_FREE_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "PN", "UT", "UC"})
+
+
+def strip_names(ds: Dataset) -> Dataset:
+    """Remove every free text that could name the test (labels, descriptions, the QA patient's name
+    and ID, plan and beam names, comments), in nested sequences too; the machine's names stay."""
+    for element in list(ds):
+        if element.VR == "SQ":
+            for item in element.value:
+                strip_names(item)
+        elif element.VR in _FREE_TEXT_VRS and element.keyword not in _MACHINE_TEXTS:
+            del ds[element.tag]
+    return ds
+
+
+def save_unnamed(ds: Dataset, folder: Path | str) -> Path:
+    """`ds` stripped of its names, written as `RI.<SOPInstanceUID>.dcm` in `folder`: an export that
+    says nothing of its test but with its pixels."""
+    strip_names(ds)
+    return _save(ds, Path(folder) / f"RI.{ds.SOPInstanceUID}.dcm")

@@ -56,15 +56,19 @@ def dynalog_pair(
     stamp: str = "20240304083000",
     machine: str = "Clinac2",
     patient_id: str = "QA",
+    beam_on: bool = True,
     seed: int = 0,
 ) -> tuple[Path, Path]:
     """The A and B dynalogs of one delivery, `A<stamp>_<patient_id>.dlg` and `B...`, in `folder`.
 
     `load_log(A)` gives a Dynalog that passes (see the module docstring); `error_mm=2` fails it.
-    `patient_id` goes into the file names and the headers' patient line.
+    `beam_on=False` holds the beam throughout (an interrupted delivery): pylinac drops every
+    snapshot as beam-off and keeps no MLC data. `patient_id` goes into the file names and the
+    headers' patient line.
     """
     folder = Path(folder)
-    key = _key("dynalog", seed, machine, stamp, patient_id, error_mm)
+    held = () if beam_on else ("held",)  # the default pair keeps its bytes
+    key = _key("dynalog", seed, machine, stamp, patient_id, error_mm, *held)
     expected_a, actual_a, expected_b, actual_b = _sliding_window(_SNAPSHOTS, _rng(key), error_mm)
     dose = np.round(np.linspace(0, _DYNALOG_FULL_DOSE, _SNAPSHOTS)).astype(int)
     # Version, patient (last, first, ID), plan UID and beam number, tolerance, pairs, IEC scale.
@@ -74,10 +78,11 @@ def dynalog_pair(
         expected_units = np.round(expected / _DYNALOG_CM_PER_UNIT).astype(int)
         actual_units = np.round(actual / _DYNALOG_CM_PER_UNIT).astype(int)
         lines = list(header)
+        hold = 0 if beam_on else 1
         for i in range(_SNAPSHOTS):
-            # Dose fraction, segment, beam hold off, beam on, previous and next segment dose,
+            # Dose fraction, segment, beam hold, beam on, previous and next segment dose,
             # gantry and collimator (0.1 deg), jaws Y1 Y2 X1 X2 (mm), carriages A and B.
-            fields = [dose[i], i * 20 // _SNAPSHOTS, 0, 1, dose[i], dose[i], 0, 0, 50, 50, 50, 50, 0, 0]
+            fields = [dose[i], i * 20 // _SNAPSHOTS, hold, 1, dose[i], dose[i], 0, 0, 50, 50, 50, 50, 0, 0]
             for e, a in zip(expected_units[i], actual_units[i], strict=True):
                 fields += [e, a, e, e]  # expected, actual, previous-segment and next-segment positions
             lines.append(",".join(map(str, fields)))
@@ -92,6 +97,7 @@ def trajectory_log(
     *,
     error_mm: float = 0.0,
     with_txt: bool = True,
+    txt_delay_seconds: int = 0,
     imaging: bool = False,
     patient_id: str = "QA",
     machine: str = "TrueBeam1",
@@ -104,6 +110,8 @@ def trajectory_log(
     docstring); `error_mm=2` fails it. `imaging=True` writes a static kV setup beam delivering no
     MU, which pylinac reports as `treatment_type == TreatmentType.IMAGING.value` ("Imaging") and
     for which it builds no fluence. `patient_id` goes into the header metadata and the .txt file.
+    `txt_delay_seconds` names the .txt as TrueBeam does when it writes it that much after the .bin:
+    the timestamp that ends the .bin's name (`..._20240304083400.bin`) that much later.
     """
     path = Path(path)
     key = _key("trajectory", seed, machine, when, patient_id, error_mm, imaging)
@@ -178,7 +186,7 @@ def trajectory_log(
     path.write_bytes(header + subbeam + data.tobytes())
     paths = [path]
     if with_txt:
-        txt = path.with_suffix(".txt")
+        txt = _later(path, txt_delay_seconds).with_suffix(".txt")
         lines = {
             "Patient ID": patient_id,
             "Plan Name": "MLC QA",
@@ -192,3 +200,12 @@ def trajectory_log(
         txt.write_bytes("".join(f"{k}:\t{v}\r\n" for k, v in lines.items()).encode())
         paths.append(txt)
     return paths
+
+
+def _later(path: Path, seconds: int) -> Path:
+    """`path` with the timestamp that ends its name moved `seconds` later."""
+    if not seconds:
+        return path
+    prefix, stamp = path.stem[:-14], path.stem[-14:]
+    later = dt.datetime.strptime(stamp, "%Y%m%d%H%M%S") + dt.timedelta(seconds=seconds)
+    return path.with_name(f"{prefix}{later:%Y%m%d%H%M%S}{path.suffix}")

@@ -34,7 +34,11 @@ _LOW_CONTRAST = ((2.0, -90, 1.003), (2.4, 55, 1.006), (2.4, -55, 1.02), (2.4, 12
 
 class _QC3Layer(Layer):
     """A flood field (80 % of full scale) through the phantom, anti-aliased by sampling each pixel
-    3 x 3 times."""
+    3 x 3 times; without its line pairs or its low-contrast discs when told."""
+
+    def __init__(self, line_pairs: bool, low_contrast: bool) -> None:
+        self.line_pairs = _LINE_PAIRS if line_pairs else ()
+        self.low_contrast = _LOW_CONTRAST if low_contrast else ()
 
     def apply(self, image: np.ndarray, pixel_size: float, mag_factor: float) -> np.ndarray:
         px = pixel_size / mag_factor  # mm at isocentre
@@ -52,13 +56,13 @@ class _QC3Layer(Layer):
         v = -x[None, :] * math.sin(a) + y[:, None] * math.cos(a)
         transmission = np.ones_like(u)
         transmission[(np.abs(u) <= _PLATE[0] / 2) & (np.abs(v) <= _PLATE[1] / 2)] = _PLATE_TRANSMISSION
-        for distance, lp_mm in _LINE_PAIRS:
+        for distance, lp_mm in self.line_pairs:
             du = u - distance * _RADIUS
             # Groups fill the gaps between them, so that pylinac's 7.5 mm ROIs see no group edge.
             in_group = (np.abs(du) <= 10.5) & (np.abs(v) <= 12)
             bars = in_group & ((du * lp_mm) % 1.0 < 0.5)  # bars half a period wide, across the axis
             transmission[bars] *= _BAR_TRANSMISSION
-        for distance, angle, relative in _LOW_CONTRAST:
+        for distance, angle, relative in self.low_contrast:
             phi = math.radians(angle)
             cu, cv = distance * _RADIUS * math.cos(phi), distance * _RADIUS * math.sin(phi)
             transmission[(u - cu) ** 2 + (v - cv) ** 2 <= 9.0**2] *= relative
@@ -76,15 +80,21 @@ def qc3_image(
     when: dt.datetime = DEFAULT_WHEN,
     label: str = "QC3",
     description: str = "Planar imaging QC-3 MV",
+    line_pairs: bool = True,
+    low_contrast: bool = True,
     seed: int = 0,
 ) -> Path:
     """A QC-3 MV image at isocentre (SID 1000 mm, aS1000) that `StandardImagingQC3(path).analyze()`
     analyses: 3 of the 5 low-contrast ROIs seen (median contrast 0.019, median CNR 5.0) and every
-    `mtf_lp_mm` entry from 90 % (about 0.18 lp/mm) to 10 % (about 0.74 lp/mm) found."""
+    `mtf_lp_mm` entry from 90 % (about 0.18 lp/mm) to 10 % (about 0.74 lp/mm) found.
+
+    Without `line_pairs` pylinac finds no MTF 50 % (and sees all 5 discs); without either, a bare
+    plate, it sees no low-contrast ROI either, yet still "analyses" the phantom it located."""
     path = Path(path)
-    key = _key("qc3", seed, path.name, machine, when)
+    missing = [name for name, drawn in (("no-lp", line_pairs), ("no-lc", low_contrast)) if not drawn]
+    key = _key("qc3", seed, path.name, machine, when, *missing)
     sim = AS1000Image(sid=1000)
-    sim.add_layer(_QC3Layer())
+    sim.add_layer(_QC3Layer(line_pairs, low_contrast))
     sim.add_layer(GaussianFilterLayer(sigma_mm=0.7))
     sim.add_layer(SeededNoiseLayer(_rng(key), sigma=0.002))
     ds = stamp_rt_image(

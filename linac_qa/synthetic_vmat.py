@@ -21,9 +21,11 @@ from scipy.special import erf
 
 from linac_qa.synthetic import DEFAULT_WHEN, SeededNoiseLayer, _key, _rng, _save, stamp_rt_image
 
-__all__ = ["VmatTest", "vmat_pair"]
+__all__ = ["DmlcContent", "VmatTest", "vmat_pair"]
 
 VmatTest = Literal["drgs", "drmlc"]
+# What the DMLC image shows: the test's segments; an open field (the open delivery twice); no beam.
+DmlcContent = Literal["segments", "open", "none"]
 
 # Segment centres (mm from the field centre, along x) as pylinac's DRGS and DRMLC roi configs
 # place them, and each segment's width.
@@ -67,6 +69,7 @@ def vmat_pair(
     machine: str = "TrueBeam1",
     when: dt.datetime = DEFAULT_WHEN,
     order: Literal["open-first", "dmlc-first"] = "open-first",
+    dmlc: DmlcContent = "segments",
     seed: int = 0,
 ) -> tuple[Path, Path]:
     """The open and DMLC images of a VMAT test in `folder`; returns (open, DMLC) whatever the `order`.
@@ -74,11 +77,14 @@ def vmat_pair(
     Named `RI.QA.VMAT_<TEST>_Open.dcm` and `..._DMLC.dcm`, labelled "Open" and "DMLC", in one series,
     acquired a minute apart in `order` starting at `when`. `DRGS(image_paths=(open, dmlc))` (or
     `DRMLC` for test="drmlc") `.analyze(tolerance=1.5)` passes; with `fail` one segment has 5 % more
-    dose than the rest, a deviation of about 4 %, and fails.
+    dose than the rest, a deviation of about 4 %, and fails. `dmlc` other than "segments" writes a
+    faulty pair that pylinac still passes: "open" an open field as the DMLC image, "none" an image
+    of no beam at all (noise).
     """
     folder = Path(folder)
     name = test.upper()
-    set_key = _key("vmat", seed, folder.name, machine, when, test, fail, order)
+    faults = () if dmlc == "segments" else (dmlc,)  # the default pair keeps its bytes
+    set_key = _key("vmat", seed, folder.name, machine, when, test, fail, order, *faults)
     rng = _rng(set_key)
     centres, width = _SEGMENTS[test]
     gains = [_FAIL_GAIN if fail and i == _FAILING_SEGMENT else 1.0 for i in range(len(centres))]
@@ -86,8 +92,9 @@ def vmat_pair(
     paths: dict[str, Path] = {}
     for instance, label in enumerate(labels, start=1):
         sim = AS1000Image(sid=1000)
-        sim.add_layer(FilteredFieldLayer(field_size_mm=_OPEN_FIELD_MM, alpha=0.6))
-        if label == "DMLC":
+        if label == "Open" or dmlc != "none":
+            sim.add_layer(FilteredFieldLayer(field_size_mm=_OPEN_FIELD_MM, alpha=0.6))
+        if label == "DMLC" and dmlc == "segments":
             sim.add_layer(_SegmentLayer(centres, width, gains))
         sim.add_layer(GaussianFilterLayer(sigma_mm=1.0))
         sim.add_layer(SeededNoiseLayer(rng, sigma=0.0005))

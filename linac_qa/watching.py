@@ -56,7 +56,7 @@ def pending_work(directory: Path, settings: Settings, now: float | None = None) 
     finally:
         ledger.close()
     # A touched but identical file is hashed by every look until a batch records its new mtime.
-    ready = {(s.path, s.size, s.mtime_ns) for s in [*found.new, *found.changed_but_identical]}
+    ready = {(s.path, s.size, s.mtime_ns) for s in [*found.stamps, *found.changed_but_identical]}
     ready |= {
         (c.destination.relative_to(directory).as_posix(), c.stamp.size, c.stamp.mtime_ns)
         for c in sources.ready

@@ -3,7 +3,7 @@ counting every connection."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email import policy
@@ -27,13 +27,22 @@ class Received:
 class Mailbox(Controller):
     """aiosmtpd on 127.0.0.1: keeps every message and counts every connection."""
 
-    def __init__(self, port: int | None = None, password: str | None = None):
+    def __init__(
+        self,
+        port: int | None = None,
+        password: str | None = None,
+        after_keeping: Callable[[Received], None] | None = None,
+    ):
+        """`after_keeping`: called with each message once it is kept, before the server answers
+        (a fault: e.g. kill the sender in the moment between the server's acceptance and its reply)."""
         self.received: list[Received] = []
         self.connections = 0
         auth: dict[str, Any] = {}
         if password is not None:  # AUTH over plain loopback: auth_require_tls=False
             auth = {"authenticator": _only(password), "auth_required": True, "auth_require_tls": False}
-        super().__init__(_Keep(self.received), hostname="127.0.0.1", port=port or free_port(), **auth)
+        super().__init__(
+            _Keep(self.received, after_keeping), hostname="127.0.0.1", port=port or free_port(), **auth
+        )
 
     def start(self) -> None:
         super().start()
@@ -53,14 +62,18 @@ class Mailbox(Controller):
 
 
 class _Keep:
-    def __init__(self, received: list[Received]):
+    def __init__(self, received: list[Received], after_keeping: Callable[[Received], None] | None):
         self.received = received
+        self.after_keeping = after_keeping
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         message = BytesParser(policy=policy.default).parsebytes(raw)
         assert isinstance(message, EmailMessage)
-        self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), message))
+        kept = Received(str(envelope.mail_from), list(envelope.rcpt_tos), message)
+        self.received.append(kept)
+        if self.after_keeping is not None:
+            self.after_keeping(kept)
         return "250 OK"
 
 

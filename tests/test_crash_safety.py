@@ -1,13 +1,16 @@
-"""Crash safety (issue 8): a run SIGKILLed at each checkpoint of `linac_qa.faults`, then run again.
+"""Crash safety (issues 8 and 13): a run SIGKILLed at each checkpoint of `linac_qa.faults`, then run
+again.
 
 For every checkpoint (during an analysis, while writing outputs, between the outputs and the ledger,
-while sending e-mail) a real `python -m flows.process DIR --json` is killed there (the environment
-variable LINAC_QA_CRASH_AT names the checkpoint), then run again without it. After the kill: no
-partial output under a final name, and no worker process left behind. After the second run: every
-acquisition analysed exactly once overall (the killed run's ledger rows plus the second run's
-summary), all outputs there, no temporaries, and the e-mail sent exactly once.
+between the last verdict and the e-mail, before and after the SMTP server takes the message) a real
+`python -m flows.process DIR --json` is killed there (the environment variable LINAC_QA_CRASH_AT
+names the checkpoint), then run again without it. After the kill: no partial output under a final
+name, and no worker process left behind. After the second run: every acquisition analysed exactly
+once overall (the killed run's ledger rows plus the second run's summary), all outputs there, no
+temporaries, and the failure in a delivered e-mail: exactly once, or twice with the same Message-ID
+and the summary saying so when the server had taken the message as the run died.
 
-The four scenarios run side by side (one folder each) to keep the suite fast on two cores.
+The scenarios run side by side (one folder each) to keep the suite fast on two cores.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ import pytest
 from linac_qa import synthetic
 from linac_qa.faults import CHECKPOINTS, CRASH_AT
 from tests.conftest import ROOT, CliRun, register_inputs
-from tests.test_email import Mailbox, setup_block
+from tests.mailbox import Mailbox, Received
+from tests.test_email import setup_block
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # six runs side by side, then six more
 
 FILES = ("RI.QA.Starshot_A.dcm", "sub dir/RI.QA.Starshot_B.dcm")  # B fails: the digest has something to say
+EMAIL_CHECKPOINTS = ("queue-email", "email", "email-sent")  # the runs that have e-mail on
 OUTPUT_EXTENSIONS = (".pdf", ".png", ".txt", ".json")
 
 
@@ -61,7 +66,7 @@ def build(base: Path, checkpoint: str, email_block: str | None) -> Scenario:
     if email_block:
         text += (
             f"email:\n  credentials-block: {email_block}\n  from: qa@clinic.test\n"
-            "  recipients: [physics@clinic.test]\n  retries: 0\n"
+            "  recipients: [physics@clinic.test]\n  retries: 0\n  resend-unknown-after-minutes: 0\n"
         )
     config = base / f"{checkpoint}.yml"
     config.write_text(text, encoding="utf-8")
@@ -86,7 +91,7 @@ def launch(s: Scenario, api: str, crash_at: str | None, logs: Path) -> subproces
 
 
 def wait_all(
-    procs: dict[str, subprocess.Popen[str]], timeout: float = 400
+    procs: dict[str, subprocess.Popen[str]], timeout: float = 900
 ) -> dict[str, list[psutil.Process]]:
     """Waits for every run, noting each one's descendants (its workers) while it lives."""
     seen: dict[str, dict[int, psutil.Process]] = {k: {} for k in procs}
@@ -154,18 +159,19 @@ def crashes(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Itera
     box.start()
     try:
         block = f"crash-relay-{os.getpid()}"
-        scenarios = {c: build(base, c, block if c == "email" else None) for c in CHECKPOINTS}
-        # The e-mail block is made while the other three runs are being killed.
-        procs = {c: launch(s, prefect_api, c, logs) for c, s in scenarios.items() if c != "email"}
+        scenarios = {c: build(base, c, block if c in EMAIL_CHECKPOINTS else None) for c in CHECKPOINTS}
+        # The e-mail block is made while the other runs are being killed.
+        quiet = [c for c in CHECKPOINTS if c not in EMAIL_CHECKPOINTS]
+        procs = {c: launch(scenarios[c], prefect_api, c, logs) for c in quiet}
         setup_block(prefect_api, block, box.port)
-        procs["email"] = launch(scenarios["email"], prefect_api, "email", logs)
+        procs.update({c: launch(scenarios[c], prefect_api, c, logs) for c in EMAIL_CHECKPOINTS})
         descendants = wait_all(procs)
         for c, s in scenarios.items():
             s.killed = result(procs[c], logs, f"{c}-killed")
             s.descendants = len(descendants[c])
             s.lingering = still_alive(descendants[c])
             s.after_kill = snapshot(s.root)
-        scenarios["email"].mail_after_kill = len(box.received)
+            s.mail_after_kill = len(mail_of(box.received, c))
 
         procs = {c: launch(s, prefect_api, None, logs) for c, s in scenarios.items()}
         wait_all(procs)
@@ -192,7 +198,7 @@ def test_no_process_of_a_killed_run_lingers(scenario: Scenario) -> None:
     """Workers of a killed run exit on their own (they watch their run), so none goes on writing
     outputs that nobody records, or analyses the files the next run is analysing. (pebble alone
     leaves a busy worker running: it only notices the lost parent when it asks for the next task.)"""
-    if scenario.checkpoint != "email":  # e-mail goes out after the pool has closed
+    if scenario.checkpoint not in EMAIL_CHECKPOINTS:  # e-mail goes out after the pool has closed
         assert scenario.descendants >= 1
     assert scenario.lingering == []
 
@@ -212,7 +218,7 @@ def test_a_kill_leaves_no_partial_output_under_a_final_name(scenario: Scenario) 
         assert {Path(n).suffix for n in scenario.after_kill["temporaries"]} >= {".png", ".txt"}
     if scenario.checkpoint == "before-ledger":
         assert len(finals) == 4 and scenario.after_kill["rows"] == []  # outputs of one, no ledger row
-    if scenario.checkpoint == "email":
+    if scenario.checkpoint in EMAIL_CHECKPOINTS:
         assert len(scenario.after_kill["rows"]) == len(FILES) and len(finals) == 4 * len(FILES)
 
 
@@ -248,12 +254,29 @@ def test_finished_outputs_are_adopted_not_analysed_again(crashes: dict[str, Any]
         assert after[name] == s.after_kill["finals"][name]
 
 
-def test_the_email_is_sent_exactly_once(crashes: dict[str, Any]) -> None:
-    s: Scenario = crashes["scenarios"]["email"]
+def mail_of(received: list[Received], checkpoint: str) -> list[Received]:
+    return [r for r in received if str(r.message["Subject"]).startswith(f"Crash-{checkpoint} QA")]
+
+
+@pytest.mark.parametrize("checkpoint", ["queue-email", "email"])
+def test_the_email_is_sent_exactly_once(crashes: dict[str, Any], checkpoint: str) -> None:
+    """Killed before the run wrote its e-mail, or before it handed it to the server: the next run
+    sends it, once."""
+    s: Scenario = crashes["scenarios"][checkpoint]
     assert s.mail_after_kill == 0  # killed before the SMTP send
-    [mail] = crashes["mail"]
-    assert mail.message["Subject"] == "Crash-email QA: 1 failed, 1 passed"
+    [mail] = mail_of(crashes["mail"], checkpoint)
+    assert mail.message["Subject"] == f"Crash-{checkpoint} QA: 1 failed, 1 passed"
     assert s.rerun is not None and s.rerun.summary["results"] == []  # nothing analysed again
     assert [n["status"] for n in s.rerun.summary["notifications"]] == ["sent"]
     with sqlite3.connect(s.root / ".linac-qa" / "ledger.sqlite") as db:
         assert db.execute("SELECT status, attempts FROM notifications").fetchall() == [("sent", 1)]
+
+
+def test_an_email_the_server_took_as_the_run_died_is_resent_and_said_so(crashes: dict[str, Any]) -> None:
+    s: Scenario = crashes["scenarios"]["email-sent"]
+    assert s.mail_after_kill == 1  # the server had it
+    first, second = mail_of(crashes["mail"], "email-sent")
+    assert first.message["Message-ID"] == second.message["Message-ID"]
+    assert s.rerun is not None and s.rerun.summary["results"] == []
+    [note] = s.rerun.summary["notifications"]
+    assert note["status"] == "sent" and "possibly delivered twice" in note["detail"], note

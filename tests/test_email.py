@@ -103,6 +103,7 @@ def _result(
         reason=kw.pop("reason", f"{status.value} for a reason: 1.23 mm > 0.50 mm"),
         outputs=outputs,
         unit="TrueBeam1",
+        judged=kw.pop("judged", status in (Status.PASSED, Status.FAILED)),
         **kw,
     )
 
@@ -166,6 +167,43 @@ def test_send_all_lists_passed_but_never_attaches_a_passing_report(tmp_path: Pat
     assert text.index("RI.QA.PF_B.dcm") < text.index("RI.QA.PF_A.dcm")
 
 
+def test_results_not_judged_are_listed_under_their_own_heading_never_as_passes(tmp_path: Path) -> None:
+    not_judged = _result(
+        Status.PASSED,
+        "RI.QA.QC3.dcm",
+        tmp_path,
+        analysis="planar-imaging",
+        model="StandardImagingQC3",
+        reason="not judged: no criteria configured (planar-imaging.criteria)",
+        judged=False,
+    )
+    passed = _result(Status.PASSED, "RI.QA.PF_A.dcm", tmp_path)
+    failed = _result(Status.FAILED, "RI.QA.PF_B.dcm", tmp_path)
+    subject = "{unit}: {failed} failed, {passed} passed, {not_judged} not judged"
+    for send in ("failures", "all"):
+        [mail] = run_messages(
+            _summary(tmp_path, [not_judged, passed, failed]),
+            _settings(send=send, subject=subject),
+            "TrueBeam1",
+        )
+        assert mail.subject == "TrueBeam1: 1 failed, 1 passed, 1 not judged"
+        text, page, _ = _parts(_parse(mail.as_bytes()))
+        heading = text.index("Not judged (analysed, but no pass criterion was applied")
+        assert text.index("RI.QA.PF_B.dcm") < heading < text.index("NOT JUDGED planar-imaging  RI.QA.QC3.dcm")
+        assert "1 passed, 1 not judged, 0 ignored" in text
+        assert "<h3>Not judged" in page and page.index("<h3>Not judged") < page.index("RI.QA.QC3.dcm")
+        if send == "all":  # the pass is listed, above the heading; the result not judged is not among them
+            assert text.index("passed  picket-fence  RI.QA.PF_A.dcm") < heading
+        else:
+            assert "RI.QA.PF_A.dcm" not in text and "Not listed: 1 passed." in text
+    # Not a failure: alone it sends nothing unless every result is wanted.
+    alone = _summary(tmp_path, [not_judged])
+    assert run_messages(alone, _settings(), "TrueBeam1") == []
+    [mail] = run_messages(alone, _settings(send="all", digest=False), "TrueBeam1")
+    text, _, _ = _parts(_parse(mail.as_bytes()))
+    assert "Not judged (" in text and "NOT JUDGED" in text and "\npassed" not in text
+
+
 def test_reports_over_the_size_limit_are_listed_with_their_path(tmp_path: Path) -> None:
     results = [
         _result(Status.FAILED, "RI.QA.PF_B.dcm", tmp_path, pdf_bytes=b"x" * 600_000),
@@ -218,7 +256,7 @@ def test_per_analysis_mode_sends_one_message_per_failure_or_error(tmp_path: Path
         ("email:\n  subject: '{unit}: {failures}'\n", "email.subject", "{failed}"),
         ("email:\n  recipients: [a@b.org, not an address]\n", "email.recipients", "e-mail address"),
         ("email:\n  attachment-max-mb: 5\n", "email.attachment-max-mb", "attachments-max-mb"),
-        ("email:\n  smtp-password: x\n", "email.smtp-password", "unknown key"),
+        ("email:\n  smtp-password: hunter2\n", "email.smtp-password", "blocks.setup email"),
         ("email:\n  password: hunter2\n", "email.password", "blocks.setup email"),
     ],
 )

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from linac_qa import synthetic_logs, synthetic_vmat
 from linac_qa.classify import classify_files
 from linac_qa.config import load_settings
@@ -52,6 +54,55 @@ def test_trajectory_txt_travels_with_its_bin_and_never_alone(tmp_path: Path) -> 
     (acq,) = work.acquisitions
     assert sorted(acq.files) == sorted(p.name for p in paths)
     assert PATIENT not in acq.output_stem and PATIENT not in acq.name
+
+
+@pytest.mark.parametrize("delay", [1, 2])
+def test_a_txt_written_a_second_or_two_after_its_bin_goes_with_it(tmp_path: Path, delay: int) -> None:
+    bin_path, txt = synthetic_logs.trajectory_log(
+        tmp_path / f"{PATIENT}_Plan_Field1_20240304083459.bin", txt_delay_seconds=delay, patient_id=PATIENT
+    )
+    assert txt.name == f"{PATIENT}_Plan_Field1_2024030408350{delay - 1}.txt"  # across a minute
+    work = plan_of(tmp_path)
+    assert not work.decided and not work.waiting
+    (acq,) = work.acquisitions
+    assert acq.files == (bin_path.name, txt.name) and acq.variant["kind"] == "trajectory"
+
+
+def test_a_txt_three_seconds_later_is_another_logs(tmp_path: Path) -> None:
+    synthetic_logs.trajectory_log(tmp_path / "QA_Plan_Field1_20240304083400.bin", txt_delay_seconds=3)
+    work = plan_of(tmp_path, hours_later=25)
+    assert [a.files for a in work.acquisitions] == [("QA_Plan_Field1_20240304083400.bin",)]
+    (lone,) = work.decided
+    assert lone.files == ["QA_Plan_Field1_20240304083403.txt"] and "without its .bin" in lone.reason
+
+
+def test_a_txt_whose_bin_came_in_an_earlier_run_is_ignored_saying_so(tmp_path: Path) -> None:
+    synthetic_logs.trajectory_log(tmp_path / "QA_Plan_Field1_20240304083400.bin", txt_delay_seconds=1)
+    txt = "QA_Plan_Field1_20240304083401.txt"
+    ctx = group_context(tmp_path, SETTINGS)
+    (decided,) = plan(classify_files(tmp_path, [txt], SETTINGS), SETTINGS, ctx).decided
+    assert (decided.analysis, decided.status.value) == ("machine-logs", "ignored")
+    assert decided.reason == "trajectory log summary (.txt); its .bin was analysed on its own earlier"
+
+
+def test_a_lone_trajectory_txt_waits_for_its_bin_then_is_ignored_never_not_dicom(tmp_path: Path) -> None:
+    _, txt = synthetic_logs.trajectory_log(
+        tmp_path / "QA_Plan_Field1_20240304083400.bin", txt_delay_seconds=1
+    )
+    (tmp_path / "QA_Plan_Field1_20240304083400.bin").unlink()
+    renamed = txt.rename(tmp_path / "summary of the morning beam.txt")  # recognised by its content
+    fresh = plan_of(tmp_path)
+    assert fresh.waiting == 1 and not fresh.acquisitions and not fresh.decided
+    (late,) = plan_of(tmp_path, hours_later=25).decided
+    assert late.files == [renamed.name] and late.status.value == "ignored"
+    assert late.reason == "trajectory log summary (.txt) without its .bin (waited 24 h)"
+
+
+def test_a_txt_whose_bin_is_still_being_written_waits(tmp_path: Path) -> None:
+    synthetic_logs.trajectory_log(tmp_path / "QA_Plan_Field1_20240304083400.bin", txt_delay_seconds=1)
+    ctx = group_context(tmp_path, SETTINGS, busy_folders=frozenset({"."}))
+    work = plan(classify_files(tmp_path, ["QA_Plan_Field1_20240304083401.txt"], SETTINGS), SETTINGS, ctx)
+    assert work.waiting == 1 and not work.decided
 
 
 def test_text_that_starts_like_a_dynalog_is_not_one(tmp_path: Path) -> None:

@@ -289,9 +289,10 @@ def test_the_lock_of_a_killed_run_is_released(tmp_path: Path) -> None:
 POOL_PARENT = """
 import multiprocessing, os, time
 from pebble import ProcessPool
-from linac_qa.executor import _init_worker
+from linac_qa.worker_start import init_worker
 if __name__ == "__main__":
-    pool = ProcessPool(max_workers=1, initializer=_init_worker, context=multiprocessing.get_context("spawn"))
+    spawn = multiprocessing.get_context("spawn")
+    pool = ProcessPool(max_workers=1, initializer=init_worker, initargs=(os.getpid(),), context=spawn)
     print(pool.schedule(os.getpid).result(), flush=True)
     pool.schedule(time.sleep, args=(120,))  # an analysis that takes long
     time.sleep(600)
@@ -353,7 +354,13 @@ def assert_clean_error(root: Path, run: Run, original: str, expected: str) -> No
     assert files == [("RI.QA.Starshot_A.dcm", "error", original)]  # consistent: the file, its error
     leftovers = [p for p in everything(root) if not p.startswith(".linac-qa")]
     assert leftovers == ["RI.QA.Starshot_A.dcm"]  # no output, no temporary
-    assert discover(root, settings(), run.ledger.known()).new == []  # not retried until --force
+    # Not retried under the same config and release: only on request (the location may be fixed
+    # without a config change), or once the config changed (a new output location, say).
+    assert discover(root, run.settings, run.ledger.known()).new == []
+    assert [s.path for s in discover(root, run.settings, run.ledger.known(), retry_errors=True).new] == [
+        "RI.QA.Starshot_A.dcm"
+    ]
+    assert "--retry-errors" in result.reason
 
 
 def test_a_full_disk_is_a_clear_error_and_leaves_nothing_behind(

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from linac_qa import synthetic, synthetic_ct, synthetic_logs, synthetic_planar, synthetic_vmat
+from linac_qa import (
+    synthetic,
+    synthetic_ct,
+    synthetic_logs,
+    synthetic_planar,
+    synthetic_profiler,
+    synthetic_vmat,
+)
 from tests.conftest import register_inputs, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -45,6 +52,13 @@ def build(root: Path) -> dict[str, Any]:
     )
     made["tlog_imaging"] = synthetic_logs.trajectory_log(
         logs / f"{PATIENT}_Plan_kV_20240304084000.bin", imaging=True, patient_id=PATIENT
+    )
+    made["tlog_late_txt"] = synthetic_logs.trajectory_log(  # the .txt named one second after the .bin
+        logs / f"{PATIENT}_Plan_ARC2_20240304084200.bin", txt_delay_seconds=1, patient_id=PATIENT
+    )
+    made["prm_pass"] = synthetic_profiler.profiler_field(root / "Profiler" / "Open 20x20.prm")
+    made["prm_fail"] = synthetic_profiler.profiler_field(
+        root / "Profiler" / "Open tilted.prm", tilt_percent=3.0
     )
     made["planar"] = synthetic_planar.qc3_image(root / "RI.QA.QC3_TrueBeam1.dcm")
     synthetic.ct_slice(root / "CT_small.dcm")  # a lone CT slice (pydicom's test file)
@@ -89,6 +103,9 @@ def result_with(run: dict[str, Any], key: str) -> dict[str, Any]:
         ("tlog_pass", "machine-logs", "TrajectoryLog", "passed"),
         ("tlog_fail", "machine-logs", "TrajectoryLog", "failed"),
         ("tlog_imaging", "machine-logs", "TrajectoryLog", "ignored"),
+        ("tlog_late_txt", "machine-logs", "TrajectoryLog", "passed"),
+        ("prm_pass", "field-analysis", "DeviceFieldAnalysis", "passed"),
+        ("prm_fail", "field-analysis", "DeviceFieldAnalysis", "failed"),
         ("planar", "planar-imaging", "StandardImagingQC3", "passed"),
     ],
 )
@@ -106,6 +123,7 @@ def test_reasons_are_numbers(run: dict[str, Any]) -> None:
     dlg = result_with(run, "dlg_fail")
     assert "gamma 1%/1mm" in dlg["reason"] and dlg["metrics"]["gamma_pass_percent"] < 95
     assert "imaging log" in result_with(run, "tlog_imaging")["reason"]
+    assert "symmetry" in result_with(run, "prm_fail")["reason"]
     assert "median CNR" in result_with(run, "planar")["reason"]
 
 

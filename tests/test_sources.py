@@ -130,3 +130,12 @@ def test_two_sources_with_one_name_are_a_config_error(tmp_path: Path) -> None:
         settings_for(tmp_path, "a/Treatment", "b/Treatment")
     assert "general.sources.1" in str(err.value)
     assert "names must differ" in str(err.value)
+
+
+def test_a_source_that_is_a_link_loop_says_so(tmp_path: Path, qa: Path) -> None:
+    loop = tmp_path / "TDS"
+    loop.symlink_to(loop)
+    result = copy(qa, settings_for(tmp_path, str(loop)))
+    assert result.warnings == [
+        f"source {loop} is a symbolic link that loops (it leads back to itself); nothing copied from it"
+    ]

@@ -3,13 +3,16 @@ one still runs; a stop cancels only what has not started."""
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.spawn
 import time
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, wait
+from multiprocessing import resource_tracker
 from pathlib import Path
 
 import pytest
 
-from linac_qa.executor import AnalysisPool
+from linac_qa.executor import AnalysisPool, WorkersUnavailable
 from linac_qa.faults import STALL_ON
 from tests.jobs import Recorder, starshot_jobs
 
@@ -51,3 +54,45 @@ def test_cancelling_the_waiting_jobs_leaves_the_running_one_alone(
             future.result()
     assert outcome.result.status == "error"  # it ran on, to its time limit
     assert [j.acquisition.name for j, _, _ in done.calls] == ["RI.QA.Starshot_0.dcm"]
+
+
+def test_workers_that_cannot_start_say_why(tmp_path: Path) -> None:
+    jobs = starshot_jobs(tmp_path, 1)
+    good = multiprocessing.spawn.get_executable()
+    resource_tracker.ensure_running()  # with the good interpreter: only the workers meet the fault
+    multiprocessing.set_executable(str(tmp_path / "python-removed-by-an-upgrade"))  # the fault
+    try:
+        with pytest.raises(WorkersUnavailable) as err, AnalysisPool(workers=1, timeout_seconds=60) as pool:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # the first analysis may be queued before the pool fails
+                pool.submit(jobs[0], Recorder())
+                time.sleep(0.5)
+    finally:
+        multiprocessing.set_executable(good)
+    message = str(err.value)
+    assert message.startswith("the analysis worker processes cannot start: "), message
+    assert "python-removed-by-an-upgrade" in message and "No such file or directory" in message
+
+
+def test_a_failing_run_records_nothing_it_did_not_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop (SIGTERM: Prefect raises in the flow) or any exception in the run leaves the pool's
+    block: the analysis in progress is ended and the waiting ones never start. None of them is an
+    outcome (no `error: BrokenProcessPool`): their files stay unrecorded for the next run."""
+    monkeypatch.setenv(STALL_ON, "Starshot_0")
+    jobs = starshot_jobs(tmp_path, 3)
+    done = Recorder()
+    futures = []
+    with pytest.raises(KeyboardInterrupt), AnalysisPool(workers=1, timeout_seconds=60) as pool:
+        futures = [pool.submit(job, done) for job in jobs]
+        deadline = time.monotonic() + 60
+        while not any(f.running() for f in pool._scheduled):  # the stalled analysis has begun
+            assert time.monotonic() < deadline, "the worker never started"
+            time.sleep(0.1)
+        raise KeyboardInterrupt  # what a stop raises in the flow
+    # pebble fails the tasks it dropped from a thread of its own, later: wait for every one.
+    finished, _ = wait(futures, timeout=60)
+    assert len(finished) == len(futures)
+    assert [o.result.reason for _, o, _ in done.calls] == []  # not `error: BrokenProcessPool`
+    assert all(f.cancelled() for f in futures)

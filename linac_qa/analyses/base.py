@@ -4,6 +4,9 @@
 The verbs follow pylinac's own: `load` builds the pylinac object, `analyze_kwargs` says what its
 `analyze()` gets, `judge` turns the analysed object into a verdict with numbers, `save_image` writes
 the analysed image. `linac_qa.runner` does the rest (outputs, provenance, errors) once for all.
+
+Every `judge` first checks that the analysis found what it must (`criteria.require_plausible`),
+then builds its verdict with `criteria.judge`, which never skips a configured criterion silently.
 """
 
 from __future__ import annotations
@@ -15,15 +18,18 @@ import io
 import json
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Metric, Status
+from linac_qa.criteria import Verdict
+from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile
 from linac_qa.sections import AnalysisSettings
+
+VariantChecks = dict[str, Callable[[Any], Any]]
 
 
 class Grouping(StrEnum):
@@ -31,11 +37,12 @@ class Grouping(StrEnum):
     SESSION = "session"  # a folder, zip, or series of images is one acquisition (Winston-Lutz)
 
 
-@dataclass
-class Verdict:
-    status: Status
+@dataclass(frozen=True)
+class Claim:
+    """A file that is not DICOM, recognised by what it holds: why, and what that says of its variant."""
+
     reason: str
-    metrics: dict[str, Metric] = field(default_factory=dict)
+    variant: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,16 +105,31 @@ class AnalysisType(ABC):
         """The pylinac class used, for the summary's `model`."""
         return str(self.pylinac_class(acq, settings).__name__)
 
+    # What a routing rule may set per acquisition (its `variant:`), each with the check of its value.
+    variant_options: ClassVar[VariantChecks] = {}
+
     def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
         """Per-acquisition variants read from keywords or tokens (FFF, film, nominal size)."""
         return {}
+
+    def check_variant(self, options: dict[str, Any]) -> dict[str, Any]:
+        """A routing rule's `variant:`, checked when the config is loaded. Raises ValueError."""
+        out = {}
+        for key, value in options.items():
+            name = key.replace("-", "_")
+            check = self.variant_options.get(name)
+            if check is None:
+                allowed = ", ".join(k.replace("_", "-") for k in self.variant_options) or "none"
+                raise ValueError(f"{self.section} takes no variant {key!r}; allowed: {allowed}")
+            out[name] = check(value)
+        return out
 
     def session_window(self, settings: AnalysisSettings) -> dt.timedelta:
         """How far apart loose images of one session may be taken."""
         return dt.timedelta(minutes=30)
 
-    def claims(self, path: Path, head: bytes) -> str | None:
-        """Recognise a file that is not DICOM by its content (machine logs); the reason, or None."""
+    def claims(self, path: Path, head: bytes) -> Claim | None:
+        """Recognise a file that is not DICOM by its content (machine logs, Profiler data)."""
         return None
 
     def check_group(self, acq: Acquisition, settings: AnalysisSettings) -> str | None:
@@ -138,6 +160,11 @@ class AnalysisType(ABC):
         dump = getattr(data, "model_dump_json", None)  # what results_data(as_json=True) returns
         return json.loads(dump() if dump is not None else analysed.results_data(as_json=True))
 
+    def partners(self, own: list[ClassifiedFile], spare: list[ClassifiedFile]) -> list[ClassifiedFile]:
+        """Files that nothing names (`by_content`) that belong with this type's own files, as this
+        type's: the open image of a VMAT test. Called before grouping."""
+        return []
+
     def group(
         self, files: list[ClassifiedFile], settings: AnalysisSettings, ctx: GroupContext
     ) -> Grouped | None:
@@ -145,7 +172,8 @@ class AnalysisType(ABC):
         return None
 
     @abstractmethod
-    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict: ...
+    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
+        """The verdict; raises `criteria.Implausible` when the analysis did not find what it must."""
 
     def save_image(self, analysed: Any, path: Path) -> None:
         analysed.save_analyzed_image(str(path))
@@ -212,6 +240,16 @@ def results_data(analysed: Any) -> Any:
         return analysed.results_data()
 
 
+def mtf_at(mtf_lp_mm: Any, percent: int) -> float | None:
+    """The resolution (lp/mm) at `percent` relative MTF, from pylinac's `mtf_lp_mm`: a dict
+    {percent: lp/mm} for CT phantoms, a list of one-key dicts for planar phantoms (pylinac 3.49)."""
+    entries = mtf_lp_mm if isinstance(mtf_lp_mm, list) else [mtf_lp_mm or {}]
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get(percent) is not None:
+            return float(entry[percent])
+    return None
+
+
 def to_pylinac_kwargs(func: Any, given: dict[str, Any]) -> dict[str, Any]:
     """Turn config values into what pylinac's analyze() takes: enum names to enum members
     (`protocol: VARIAN`), lists to tuples where the default is a tuple."""
@@ -227,6 +265,23 @@ def to_pylinac_kwargs(func: Any, given: dict[str, Any]) -> dict[str, Any]:
             value = tuple(value)
         out[key] = value
     return out
+
+
+def strict_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false (got {value!r})")
+    return value
+
+
+def one_of(allowed: Iterable[str]) -> Callable[[Any], str]:
+    names = tuple(allowed)
+
+    def check(value: Any) -> str:
+        if value not in names:
+            raise ValueError(f"{value!r} is not one of {', '.join(names)}")
+        return str(value)
+
+    return check
 
 
 def enum_member(enum_type: type[enum.Enum], name: str) -> enum.Enum:

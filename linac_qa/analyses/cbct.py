@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 from pylinac import ACRCT, ACRMRILarge, CatPhan503, CatPhan504, CatPhan600, CatPhan604, CatPhan700, QuartDVT
 
-from linac_qa.analyses.base import AnalysisType, Grouping, Inputs, Verdict, results_data
-from linac_qa.criteria import Flag, Limit, judge
+from linac_qa.analyses.base import (
+    AnalysisType,
+    Grouping,
+    Inputs,
+    VariantChecks,
+    Verdict,
+    mtf_at,
+    one_of,
+    results_data,
+)
+from linac_qa.criteria import Flag, Limit, is_number, judge, require_plausible, rounded
 from linac_qa.keywords import best_match
-from linac_qa.model import Acquisition, ClassifiedFile, Metric, Status
-from linac_qa.sections import AnalysisSettings, Section
+from linac_qa.model import Acquisition, ClassifiedFile, Metric
+from linac_qa.sections import AnalysisSettings, Keyword, Section
 
 MODELS: dict[str, Any] = {
     cls.__name__: cls
@@ -52,9 +60,9 @@ class CTCriteria(Section):
 
 
 class CBCTSettings(AnalysisSettings):
-    keywords: list[str] = Field(default_factory=lambda: ["cbct", "catphan", "ct phantom", "quart", "acr"])
+    keywords: list[Keyword] = Field(default_factory=lambda: ["cbct", "catphan", "ct phantom", "quart", "acr"])
     model: ModelName = "CatPhan504"
-    model_keywords: dict[str, ModelName] = Field(default_factory=lambda: dict(DEFAULT_MODEL_KEYWORDS))
+    model_keywords: dict[Keyword, ModelName] = Field(default_factory=lambda: dict(DEFAULT_MODEL_KEYWORDS))
 
     criteria: CTCriteria = Field(default_factory=CTCriteria)
     min_slices: int = Field(default=10, ge=1)
@@ -68,6 +76,7 @@ class CBCTAnalysis(AnalysisType):
     claims_modalities = frozenset({"CT"})
     accepts_images = False
     pylinac_classes = tuple(MODELS.values())
+    variant_options: ClassVar[VariantChecks] = {"model": one_of(MODELS)}
 
     def pylinac_class(self, acq: Acquisition, settings: AnalysisSettings) -> Any:
         assert isinstance(settings, CBCTSettings)
@@ -75,8 +84,7 @@ class CBCTAnalysis(AnalysisType):
 
     def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
         assert isinstance(settings, CBCTSettings)
-        texts = [PurePosixPath(file.path).name, *(file.header.texts if file.header else ())]
-        match = best_match(texts, [(model, keyword) for keyword, model in settings.model_keywords.items()])
+        match = best_match(file.texts, [(model, kw) for kw, model in settings.model_keywords.items()])
         return {"model": match[0]} if match else {}
 
     def check_group(self, acq: Acquisition, settings: AnalysisSettings) -> str | None:
@@ -93,12 +101,46 @@ class CBCTAnalysis(AnalysisType):
         assert isinstance(settings, CBCTSettings)
         if self.model_name(acq, settings).startswith("CatPhan"):
             return _judge_catphan(results_data(analysed), settings.criteria)
-        return _judge_by_pylinac_flags(json.loads(results_data(analysed).model_dump_json()))
+        model = self.model_name(acq, settings)
+        data = json.loads(results_data(analysed).model_dump_json())
+        return _judge_by_pylinac_flags(data, _catphan_only(settings.criteria, model))
 
 
 def _judge_catphan(r: Any, c: CTCriteria) -> Verdict:
     ctp404, ctp486 = r.ctp404, r.ctp486
+    mtf50 = mtf_at(r.ctp528.mtf_lp_mm, 50) if r.ctp528 else None
+    seen = r.ctp515.num_rois_seen if r.ctp515 else None
+    hu = {name: roi.value for name, roi in ctp404.hu_rois.items()}
+    uniformity = {name: roi.value for name, roi in ctp486.rois.items()} if ctp486 else {}
+    metrics: dict[str, Metric] = {
+        "uniformity_index": rounded(ctp486.uniformity_index, 3) if ctp486 else None,
+        "avg_node_distance_mm": rounded(ctp404.avg_line_distance_mm, 3),
+        "slice_thickness_mm": rounded(ctp404.measured_slice_thickness_mm, 3),
+        "low_contrast_rois_seen": seen,
+        "mtf50_lp_mm": rounded(mtf50, 3),
+        "roll_deg": rounded(r.catphan_roll_deg, 2),
+        "slices": r.num_images,
+    }
+    lost_hu = [name for name, value in hu.items() if not is_number(value)]
+    lost_uniformity = [name for name, value in uniformity.items() if not is_number(value)]
+    require_plausible(
+        [
+            (ctp486 is not None, "uniformity module (CTP486) not located"),
+            (bool(hu) and not lost_hu, f"HU not measured in {', '.join(lost_hu) or 'any ROI'} (CTP404)"),
+            (
+                not lost_uniformity,
+                f"HU not measured in uniformity ROI(s) {', '.join(lost_uniformity)} (CTP486)",
+            ),
+            (is_number(ctp404.avg_line_distance_mm), "geometry nodes not located (CTP404)"),
+            (
+                is_number(ctp404.measured_slice_thickness_mm),
+                "slice thickness wire ramps not located (CTP404)",
+            ),
+        ],
+        metrics,
+    )
     worst = max(ctp404.hu_rois.values(), key=lambda roi: abs(roi.difference))
+    metrics |= {"hu_worst_roi": worst.name, "hu_worst_difference": rounded(worst.difference, 1)}
     checks: list[Limit | Flag] = []
     if c.hu_linearity:
         hu_detail = f"worst {worst.name} {worst.value:.0f} HU vs {worst.nominal_value:.0f}"
@@ -115,39 +157,48 @@ def _judge_catphan(r: Any, c: CTCriteria) -> Verdict:
     if c.slice_thickness:
         thickness = f"measured {ctp404.measured_slice_thickness_mm:.2f} mm"
         checks.append(Flag("slice thickness", ctp404.thickness_passed, thickness))
-    mtf50 = r.ctp528.mtf_lp_mm.get(50) if r.ctp528 else None
-    if c.low_contrast_min_rois is not None and r.ctp515 is not None:
+    if c.low_contrast_min_rois is not None:
         checks.append(
             Limit(
-                "low-contrast ROIs seen", r.ctp515.num_rois_seen, c.low_contrast_min_rois, "", "min", digits=0
+                "low-contrast ROIs seen",
+                seen,
+                c.low_contrast_min_rois,
+                "",
+                "min",
+                digits=0,
+                key="cbct.criteria.low-contrast-min-rois",
             )
         )
-    if c.mtf50_min_lp_mm is not None and mtf50 is not None:
-        checks.append(Limit("MTF 50 %", mtf50, c.mtf50_min_lp_mm, "lp/mm", "min"))
-    status, reason = judge(checks)
-    metrics: dict[str, Metric] = {
-        "hu_worst_roi": worst.name,
-        "hu_worst_difference": round(float(worst.difference), 1),
-        "uniformity_index": round(float(ctp486.uniformity_index), 3),
-        "avg_node_distance_mm": round(float(ctp404.avg_line_distance_mm), 3),
-        "slice_thickness_mm": round(float(ctp404.measured_slice_thickness_mm), 3),
-        "low_contrast_rois_seen": r.ctp515.num_rois_seen if r.ctp515 else None,
-        "mtf50_lp_mm": round(float(mtf50), 3) if mtf50 is not None else None,
-        "roll_deg": round(float(r.catphan_roll_deg), 2),
-        "slices": r.num_images,
-    }
-    return Verdict(status, reason, metrics)
+    if c.mtf50_min_lp_mm is not None:
+        checks.append(
+            Limit("MTF 50 %", mtf50, c.mtf50_min_lp_mm, "lp/mm", "min", key="cbct.criteria.mtf50-min-lp-mm")
+        )
+    return judge(checks, metrics=metrics)
 
 
-def _judge_by_pylinac_flags(data: dict[str, Any]) -> Verdict:
+def _catphan_only(c: CTCriteria, model: str) -> list[Limit]:
+    """The optional criteria that only a CatPhan is judged on, when set for another model: each an
+    unjudged limit, so that the result says it could not be judged rather than skipping it."""
+    label = f"(CatPhan models only, not {model})"
+    return [
+        Limit(f"{name} {label}", None, limit, unit, "min", key=f"cbct.criteria.{key}")
+        for name, limit, unit, key in (
+            ("low-contrast ROIs seen", c.low_contrast_min_rois, "", "low-contrast-min-rois"),
+            ("MTF 50 %", c.mtf50_min_lp_mm, "lp/mm", "mtf50-min-lp-mm"),
+        )
+        if limit is not None
+    ]
+
+
+def _judge_by_pylinac_flags(data: dict[str, Any], unjudgeable: list[Limit]) -> Verdict:
     flags = dict(_passed_flags(data, ""))
-    if not flags:
-        return Verdict(Status.PASSED, "analysed; pylinac reports no pass/fail for this phantom", {})
-    checks = [Flag(path, ok) for path, ok in flags.items()]
-    status, reason = judge(checks)
-    return Verdict(
-        status, reason, {"pylinac_checks": len(flags), "failed_checks": sum(not ok for ok in flags.values())}
-    )
+    checks: list[Limit | Flag] = [*unjudgeable, *(Flag(path, ok) for path, ok in flags.items())]
+    notes = [] if flags else ["pylinac reports no pass/fail for this phantom"]
+    metrics: dict[str, Metric] = {
+        "pylinac_checks": len(flags),
+        "failed_checks": sum(not ok for ok in flags.values()),
+    }
+    return judge(checks, notes, metrics)
 
 
 def _passed_flags(node: Any, path: str) -> Iterator[tuple[str, bool]]:

@@ -9,10 +9,10 @@ from pydantic import Field
 from pylinac import SNCFSQA, DoselabRLf, IsoAlign, StandardImagingFC2
 
 from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, results_data
-from linac_qa.criteria import Limit, judge
+from linac_qa.criteria import Limit, is_number, judge, require_plausible, rounded
 from linac_qa.keywords import nominal_field_mm
 from linac_qa.model import Acquisition, ClassifiedFile
-from linac_qa.sections import AnalysisSettings, Section
+from linac_qa.sections import AnalysisSettings, Keyword, Section
 
 PHANTOMS = {cls.__name__: cls for cls in (StandardImagingFC2, DoselabRLf, IsoAlign, SNCFSQA)}
 
@@ -23,7 +23,7 @@ class LightRadTolerances(Section):
 
 
 class LightRadSettings(AnalysisSettings):
-    keywords: list[str] = Field(
+    keywords: list[Keyword] = Field(
         default_factory=lambda: ["light rad", "lightrad", "fc2", "field size", "light field"]
     )
     phantom: Literal["StandardImagingFC2", "DoselabRLf", "IsoAlign", "SNCFSQA"] = "StandardImagingFC2"
@@ -40,9 +40,7 @@ class LightRadAnalysis(AnalysisType):
         return PHANTOMS[settings.phantom]
 
     def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
-        nominal = nominal_field_mm(
-            [file.path.rsplit("/", 1)[-1], *(file.header.texts if file.header else ())]
-        )
+        nominal = nominal_field_mm(file.texts)
         return {"nominal_field_mm": list(nominal)} if nominal else {}
 
     def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
@@ -52,25 +50,39 @@ class LightRadAnalysis(AnalysisType):
         assert isinstance(settings, LightRadSettings)
         r = results_data(analysed)
         tol = settings.tolerances
-        limits = [
-            Limit("field-BB offset X", abs(r.field_bb_offset_x_mm), tol.field_bb_offset_mm),
-            Limit("field-BB offset Y", abs(r.field_bb_offset_y_mm), tol.field_bb_offset_mm),
-        ]
-        notes = []
         nominal = acq.variant.get("nominal_field_mm")
-        if nominal:
-            w, h = nominal
-            limits.append(Limit(f"field X vs {w:g} mm", abs(r.field_size_x_mm - w), tol.field_size_mm))
-            limits.append(Limit(f"field Y vs {h:g} mm", abs(r.field_size_y_mm - h), tol.field_size_mm))
-        else:
-            notes.append("field size not judged: no nominal size (a WxH token in cm) in the name or label")
-        status, reason = judge(limits, notes)
         metrics = {
-            "field_size_x_mm": round(r.field_size_x_mm, 2),
-            "field_size_y_mm": round(r.field_size_y_mm, 2),
-            "field_bb_offset_x_mm": round(r.field_bb_offset_x_mm, 3),
-            "field_bb_offset_y_mm": round(r.field_bb_offset_y_mm, 3),
+            "field_size_x_mm": rounded(r.field_size_x_mm, 2),
+            "field_size_y_mm": rounded(r.field_size_y_mm, 2),
+            "field_bb_offset_x_mm": rounded(r.field_bb_offset_x_mm, 3),
+            "field_bb_offset_y_mm": rounded(r.field_bb_offset_y_mm, 3),
             "nominal_field_x_mm": nominal[0] if nominal else None,
             "nominal_field_y_mm": nominal[1] if nominal else None,
         }
-        return Verdict(status, reason, metrics)
+        sizes = (r.field_size_x_mm, r.field_size_y_mm)
+        offsets = (r.field_bb_offset_x_mm, r.field_bb_offset_y_mm)
+        require_plausible(
+            [
+                (all(is_number(s) and s > 0 for s in sizes), "no field found (field size not measured)"),
+                (all(is_number(o) for o in offsets), "BBs not located (field-to-BB offset not measured)"),
+            ],
+            metrics,
+        )
+        offset_key = "light-rad.tolerances.field-bb-offset-mm"
+        limits = [
+            Limit("field-BB offset X", abs(r.field_bb_offset_x_mm), tol.field_bb_offset_mm, key=offset_key),
+            Limit("field-BB offset Y", abs(r.field_bb_offset_y_mm), tol.field_bb_offset_mm, key=offset_key),
+        ]
+        notes = []
+        if nominal:
+            w, h = nominal
+            size_key = "light-rad.tolerances.field-size-mm"
+            limits.append(
+                Limit(f"field X vs {w:g} mm", abs(r.field_size_x_mm - w), tol.field_size_mm, key=size_key)
+            )
+            limits.append(
+                Limit(f"field Y vs {h:g} mm", abs(r.field_size_y_mm - h), tol.field_size_mm, key=size_key)
+            )
+        else:
+            notes.append("field size not judged: no nominal size (a WxH token in cm) in the name or label")
+        return judge(limits, notes, metrics)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -18,14 +19,21 @@ from typing import Any
 from pydantic import Field
 from pylinac.log_analyzer import TreatmentType, load_log
 
-from linac_qa.analyses.base import AnalysisType, GroupContext, Grouped, Inputs, Verdict
-from linac_qa.criteria import Limit, judge
+from linac_qa.analyses.base import AnalysisType, Claim, GroupContext, Grouped, Inputs, Verdict
+from linac_qa.criteria import Limit, judge, require_plausible, rounded
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Metric, Status
 from linac_qa.sections import AnalysisSettings, Section
 
 TRAJECTORY_MAGIC = b"VOSTL"
 DYNALOG_SUFFIX = ".dlg"
 DYNALOG_VERSIONS = frozenset({"A", "B"})  # the first line of a dynalog is its format version
+# A trajectory log is named `<patient>_<plan>_<beam>_<YYYYmmddHHMMSS>.bin`; its .txt summary is
+# written up to this many seconds later, and may carry that later time in its name.
+LOG_TIMESTAMP = re.compile(r"(?P<prefix>.*?)(?P<stamp>\d{14})")
+TIMESTAMP_FORMAT = "%Y%m%d%H%M%S"
+SUMMARY_DELAY_SECONDS = 2
+SUMMARY_HEAD_BYTES = 1024  # a summary names the plan in its first lines, after the patient's ID
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class GammaSettings(Section):
@@ -55,41 +63,38 @@ class MachineLogAnalysis(AnalysisType):
     def model_name(self, acq: Acquisition, settings: AnalysisSettings) -> str:
         return "TrajectoryLog" if acq.variant.get("kind") == "trajectory" else "Dynalog"
 
-    def claims(self, path: Path, head: bytes) -> str | None:
+    def claims(self, path: Path, head: bytes) -> Claim | None:
         if head.startswith(TRAJECTORY_MAGIC):
-            return "trajectory log (VOSTL header)"
+            return Claim("trajectory log (VOSTL header)")
         version, end_of_line = head[:1].decode("latin-1"), head[1:2]
         is_dynalog = version in DYNALOG_VERSIONS and end_of_line in (b"\r", b"\n")
         if path.suffix.lower() == DYNALOG_SUFFIX and is_dynalog:
-            return "dynalog"
-        if path.suffix.lower() == ".txt" and _bin_beside(path) is not None:
-            return "trajectory log companion (.txt)"
+            return Claim("dynalog")
+        if path.suffix.lower() == ".txt" and (_bin_beside(path) is not None or _is_log_summary(path, head)):
+            return Claim("trajectory log summary (.txt)")
         return None
 
     def group(self, files: list[ClassifiedFile], settings: AnalysisSettings, ctx: GroupContext) -> Grouped:
         out = Grouped()
-        rels = {cf.path for cf in files}
-        halves: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+        by_suffix: dict[str, list[str]] = defaultdict(list)
         for cf in files:
-            path = PurePosixPath(cf.path)
-            if path.suffix.lower() == DYNALOG_SUFFIX:
-                halves[(str(path.parent), path.name[1:].lower())][path.name[0].upper()] = cf.path
-            elif path.suffix.lower() == ".bin":
-                txt = str(path.with_suffix(".txt"))
-                companion = next((r for r in rels if r.lower() == txt.lower()), None)
-                out.acquisitions.append(
-                    _acquisition(ctx, "trajectory", [cf.path, *([companion] if companion else [])])
-                )
-            elif not _companion_in_run(ctx.directory, cf.path, rels):
-                out.decided.append(
-                    AnalysisResult(
-                        analysis=self.section,
-                        model=None,
-                        files=[cf.path],
-                        status=Status.IGNORED,
-                        reason="trajectory log companion; its .bin was analysed on its own earlier",
-                    )
-                )
+            suffix = PurePosixPath(cf.path).suffix.lower()
+            by_suffix[suffix if suffix in (DYNALOG_SUFFIX, ".txt") else "trajectory"].append(cf.path)
+        # Claimed by their VOSTL header: trajectory logs, whatever their name.
+        bins = {rel.lower(): rel for rel in by_suffix["trajectory"]}
+        summaries: dict[str, list[str]] = defaultdict(list)  # a .bin of this run: its .txt files
+        for rel in by_suffix[".txt"]:
+            own = _bin_in(rel, bins)
+            if own is not None:
+                summaries[own].append(rel)
+            else:
+                self._lone_summary(rel, ctx, out)
+        halves: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+        for rel in by_suffix[DYNALOG_SUFFIX]:
+            path = PurePosixPath(rel)
+            halves[(str(path.parent), path.name[1:].lower())][path.name[0].upper()] = rel
+        for rel in bins.values():
+            out.acquisitions.append(_acquisition(ctx, "trajectory", [rel, *sorted(summaries[rel])]))
         for pair in halves.values():
             if {"A", "B"} <= pair.keys():
                 out.acquisitions.append(_acquisition(ctx, "dynalog", [pair["A"], pair["B"]]))
@@ -113,6 +118,26 @@ class MachineLogAnalysis(AnalysisType):
                 )
         return out
 
+    def _lone_summary(self, rel: str, ctx: GroupContext, out: Grouped) -> None:
+        """A trajectory log's .txt whose .bin is not among this run's files: the .bin was analysed
+        earlier (the .txt came later), may still arrive, or is gone. The .txt alone is no QA result:
+        it is ignored, saying which."""
+        if PurePosixPath(rel).parent.as_posix() in ctx.busy_folders:
+            out.waiting += 1  # its .bin may be the file still being written there
+            return
+        if _bin_beside(ctx.directory / rel) is not None:
+            reason = "trajectory log summary (.txt); its .bin was analysed on its own earlier"
+        elif ctx.still_waiting([rel]):
+            out.waiting += 1
+            return
+        else:
+            reason = f"trajectory log summary (.txt) without its .bin (waited {ctx.wait_seconds / 3600:g} h)"
+        out.decided.append(
+            AnalysisResult(
+                analysis=self.section, model=None, files=[rel], status=Status.IGNORED, reason=reason
+            )
+        )
+
     def check_group(self, acq: Acquisition, settings: AnalysisSettings) -> str | None:
         return None
 
@@ -124,6 +149,16 @@ class MachineLogAnalysis(AnalysisType):
         assert isinstance(settings, MachineLogSettings)
         if _is_imaging(analysed):
             return
+        mlc = analysed.axis_data.mlc
+        # Checked before the gamma, which pylinac cannot even set up without MLC snapshots (and
+        # whose max RMS it then reports as 0 rather than as not measured).
+        require_plausible(
+            [
+                (mlc.num_leaves > 0, "no MLC leaves in the log"),
+                (mlc.num_snapshots > 0, "no MLC data with the beam on (every snapshot is beam-off)"),
+            ],
+            {"treatment_type": str(analysed.treatment_type)},
+        )
         g = settings.gamma
         analysed.fluence.gamma.calc_map(
             doseTA=g.dose_percent, distTA=g.distance_mm, threshold=g.threshold, resolution=g.resolution
@@ -136,20 +171,26 @@ class MachineLogAnalysis(AnalysisType):
         g, tol = settings.gamma, settings.tolerances
         gamma = float(analysed.fluence.gamma.pass_prcnt)
         rms_mm = float(analysed.axis_data.mlc.get_RMS_max()) * 10  # pylinac reports cm
-        label = f"gamma {g.dose_percent:g}%/{g.distance_mm:g}mm"
-        status, reason = judge(
-            [
-                Limit(label, gamma, tol.gamma_pass_percent, unit="%", kind="min", digits=1),
-                Limit("max MLC RMS", rms_mm, tol.max_mlc_rms_mm),
-            ]
-        )
         metrics: dict[str, Metric] = {
-            "gamma_pass_percent": round(gamma, 2),
-            "max_mlc_rms_mm": round(rms_mm, 3),
+            "gamma_pass_percent": rounded(gamma, 2),
+            "max_mlc_rms_mm": rounded(rms_mm, 3),
             "treatment_type": str(analysed.treatment_type),
             "beam_holds": int(analysed.num_beamholds),
         }
-        return Verdict(status, reason, metrics)
+        label = f"gamma {g.dose_percent:g}%/{g.distance_mm:g}mm"
+        limits = [
+            Limit(
+                label,
+                gamma,
+                tol.gamma_pass_percent,
+                unit="%",
+                kind="min",
+                digits=1,
+                key="machine-logs.tolerances.gamma-pass-percent",
+            ),
+            Limit("max MLC RMS", rms_mm, tol.max_mlc_rms_mm, key="machine-logs.tolerances.max-mlc-rms-mm"),
+        ]
+        return judge(limits, metrics=metrics)
 
     def results_text(self, analysed: Any) -> str:
         lines = [f"Log type: {type(analysed).__name__}", f"Treatment type: {analysed.treatment_type}"]
@@ -173,15 +214,45 @@ def _is_imaging(log: Any) -> bool:
     return bool(log.treatment_type == TreatmentType.IMAGING.value)
 
 
+def _bin_names(txt_name: str) -> list[str]:
+    """The names the .bin of a trajectory log's .txt summary may have: the same, or, as TrueBeam
+    writes the .txt a second or two after the .bin, the same with the timestamp at its end that
+    much earlier (`..._20150318072855.txt` for `..._20150318072854.bin`)."""
+    stem = PurePosixPath(txt_name).stem
+    stems = [stem]
+    found = LOG_TIMESTAMP.fullmatch(stem)
+    if found:
+        try:
+            written = dt.datetime.strptime(found["stamp"], TIMESTAMP_FORMAT)
+        except ValueError:  # fourteen digits that are no date
+            written = None
+        if written is not None:
+            stems += [
+                found["prefix"] + (written - dt.timedelta(seconds=s)).strftime(TIMESTAMP_FORMAT)
+                for s in range(1, SUMMARY_DELAY_SECONDS + 1)
+            ]
+    return [s + suffix for s in stems for suffix in (".bin", ".BIN")]
+
+
+def _bin_in(rel: str, bins: dict[str, str]) -> str | None:
+    """The .bin among `bins` (this run's, keyed by lower-case path) that the .txt `rel` goes with."""
+    path = PurePosixPath(rel)
+    return next(
+        (bins[k] for n in _bin_names(path.name) if (k := path.with_name(n).as_posix().lower()) in bins), None
+    )
+
+
 def _bin_beside(path: Path) -> Path | None:
-    """The trajectory log a .txt companion belongs to, when there is one."""
-    return next((c for c in (path.with_suffix(".bin"), path.with_suffix(".BIN")) if c.exists()), None)
+    """The trajectory log on disk that a .txt summary belongs to, when there is one."""
+    return next((c for c in map(path.with_name, _bin_names(path.name)) if c.exists()), None)
 
 
-def _companion_in_run(directory: Path, rel: str, rels: set[str]) -> bool:
-    """True when the companion's .bin is among this run's files (so it is analysed with it)."""
-    found = _bin_beside(directory / rel)
-    return found is not None and found.relative_to(directory).as_posix() in rels
+def _is_log_summary(path: Path, head: bytes) -> bool:
+    """The text a TrueBeam writes beside a trajectory log: "Patient ID:", then the plan's name."""
+    if not head.removeprefix(UTF8_BOM).startswith(b"Patient ID:"):
+        return False
+    with path.open("rb") as fp:
+        return b"\nPlan Name" in fp.read(SUMMARY_HEAD_BYTES)
 
 
 def _acquisition(ctx: GroupContext, kind: str, rels: list[str]) -> Acquisition:

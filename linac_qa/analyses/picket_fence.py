@@ -2,31 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 from pylinac import PicketFence
 from pylinac.picketfence import MLC
 
-from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, enum_member, results_data
-from linac_qa.criteria import Limit, judge
-from linac_qa.model import Acquisition, Status
-from linac_qa.sections import AnalysisSettings
+from linac_qa.analyses.base import AnalysisType, Inputs, VariantChecks, Verdict, enum_member, results_data
+from linac_qa.criteria import Limit, expected_count, judge, require_plausible
+from linac_qa.model import Acquisition
+from linac_qa.sections import AnalysisSettings, Keyword
 
-# Fewer pickets than this is not a picket fence, whatever pylinac fitted (e.g. a misnamed WL image).
-MIN_PICKETS = 3
+# Without `expected-pickets`, fewer pickets than this is not a picket fence, whatever pylinac fitted.
+MIN_PICKETS = 2
 
 
 class PicketFenceSettings(AnalysisSettings):
-    keywords: list[str] = Field(default_factory=lambda: ["pf", "picket", "picket fence"])
+    keywords: list[Keyword] = Field(default_factory=lambda: ["pf", "picket", "picket fence"])
     mlc: str = "Millennium"
     analysis: dict[str, Any] = Field(default_factory=lambda: {"tolerance": 0.5, "action_tolerance": 0.3})
+    # How many pickets the clinic's fence has: any other count found is implausible (a picket
+    # pylinac missed is a picket not judged). null: at least 2.
+    expected_pickets: int | None = Field(default=None, ge=MIN_PICKETS)
 
-    @field_validator("mlc")
-    @classmethod
-    def _known_mlc(cls, value: str) -> str:
-        enum_member(MLC, value)
-        return value
+    _mlc = field_validator("mlc")(lambda value: _known_mlc(value))
+
+
+def _known_mlc(value: str) -> str:
+    enum_member(MLC, value)
+    return value
 
 
 class PicketFenceAnalysis(AnalysisType):
@@ -35,12 +39,15 @@ class PicketFenceAnalysis(AnalysisType):
     pylinac_classes = (PicketFence,)
     # The report's picture: the analysed image with its leaf-error subplot.
     report_image_method = "save_analyzed_image"
+    variant_options: ClassVar[VariantChecks] = {"mlc": lambda value: _known_mlc(str(value))}
 
     def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
         assert isinstance(settings, PicketFenceSettings)
-        return PicketFence(str(inputs.single), mlc=enum_member(MLC, settings.mlc))
+        mlc = acq.variant.get("mlc", settings.mlc)
+        return PicketFence(str(inputs.single), mlc=enum_member(MLC, mlc))
 
     def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
+        assert isinstance(settings, PicketFenceSettings)
         r = results_data(analysed)
         metrics = {
             "max_error_mm": round(r.max_error_mm, 3),
@@ -51,8 +58,23 @@ class PicketFenceAnalysis(AnalysisType):
             "max_error_picket": r.max_error_picket,
             "max_error_leaf": r.max_error_leaf,
         }
-        if r.number_of_pickets < MIN_PICKETS:
-            reason = f"only {r.number_of_pickets} picket(s) found; not a picket fence image"
-            return Verdict(Status.ERROR, reason, metrics)
-        status, reason = judge([Limit("max leaf error", r.max_error_mm, r.tolerance_mm, ok=r.passed)])
-        return Verdict(status, reason, metrics)
+        pickets = expected_count(
+            "pickets",
+            r.number_of_pickets,
+            settings.expected_pickets,
+            MIN_PICKETS,
+            "picket-fence.expected-pickets",
+        )
+        require_plausible([pickets], metrics)
+        return judge(
+            [
+                Limit(
+                    "max leaf error",
+                    r.max_error_mm,
+                    r.tolerance_mm,
+                    ok=r.passed,
+                    key="picket-fence.analysis.tolerance",
+                )
+            ],
+            metrics=metrics,
+        )

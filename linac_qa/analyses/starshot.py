@@ -9,15 +9,21 @@ from pydantic import Field
 from pylinac import Starshot
 
 from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, results_data
-from linac_qa.criteria import Limit, judge
+from linac_qa.criteria import Limit, expected_count, judge, require_plausible
 from linac_qa.model import Acquisition, ClassifiedFile
-from linac_qa.sections import AnalysisSettings
+from linac_qa.sections import AnalysisSettings, Keyword
+
+# Fewer lines than this cannot define a wobble circle.
+MIN_SPOKES = 3
 
 
 class StarshotSettings(AnalysisSettings):
-    keywords: list[str] = Field(default_factory=lambda: ["star", "starshot"])
+    keywords: list[Keyword] = Field(default_factory=lambda: ["star", "starshot"])
     analysis: dict[str, Any] = Field(default_factory=lambda: {"radius": 0.8, "tolerance": 1.0})
     film_sid_mm: float = Field(default=1000, gt=0)
+    # How many lines through the centre the clinic's starshot has, as pylinac counts them (a beam
+    # and its opposite are one line): any other count found is implausible. null: at least 3.
+    expected_spokes: int | None = Field(default=None, ge=MIN_SPOKES)
 
 
 class StarshotAnalysis(AnalysisType):
@@ -34,11 +40,8 @@ class StarshotAnalysis(AnalysisType):
         return Starshot(str(inputs.single), **extra)
 
     def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
+        assert isinstance(settings, StarshotSettings)
         r = results_data(analysed)
-        status, reason = judge(
-            [Limit("wobble diameter", r.circle_diameter_mm, r.tolerance_mm, ok=r.passed)],
-            ["film: SID taken as film-sid-mm"] if acq.variant.get("film") else [],
-        )
         metrics = {
             "wobble_diameter_mm": round(r.circle_diameter_mm, 3),
             "tolerance_mm": r.tolerance_mm,
@@ -47,4 +50,20 @@ class StarshotAnalysis(AnalysisType):
             if r.reference_to_isocenter_distance_mm is not None
             else None,
         }
-        return Verdict(status, reason, metrics)
+        spokes = expected_count(
+            "spokes", len(r.angles), settings.expected_spokes, MIN_SPOKES, "starshot.expected-spokes"
+        )
+        require_plausible([spokes], metrics)
+        return judge(
+            [
+                Limit(
+                    "wobble diameter",
+                    r.circle_diameter_mm,
+                    r.tolerance_mm,
+                    ok=r.passed,
+                    key="starshot.analysis.tolerance",
+                )
+            ],
+            ["film: SID taken as film-sid-mm"] if acq.variant.get("film") else [],
+            metrics,
+        )

@@ -10,9 +10,9 @@ from pydantic import Field
 from pylinac import WinstonLutz
 
 from linac_qa.analyses.base import AnalysisType, Grouping, Inputs, Verdict, results_data
-from linac_qa.criteria import Limit, judge
+from linac_qa.criteria import Limit, is_number, judge, require_plausible
 from linac_qa.model import Acquisition
-from linac_qa.sections import AnalysisSettings, Section
+from linac_qa.sections import AnalysisSettings, Keyword, Section
 
 
 class WinstonLutzTolerances(Section):
@@ -23,7 +23,7 @@ class WinstonLutzTolerances(Section):
 
 
 class WinstonLutzSettings(AnalysisSettings):
-    keywords: list[str] = Field(default_factory=lambda: ["wl", "winston", "lutz", "winston lutz"])
+    keywords: list[Keyword] = Field(default_factory=lambda: ["wl", "winston", "lutz", "winston lutz"])
     analysis: dict[str, Any] = Field(default_factory=lambda: {"bb_size_mm": 5})
     tolerances: WinstonLutzTolerances = Field(default_factory=WinstonLutzTolerances)
     min_images: int = Field(default=4, ge=1)
@@ -57,19 +57,6 @@ class WinstonLutzAnalysis(AnalysisType):
         assert isinstance(settings, WinstonLutzSettings)
         r = results_data(analysed)
         tol = settings.tolerances
-        limits = [Limit("max CAX-BB", r.max_2d_cax_to_bb_mm, tol.max_cax_bb_distance_mm)]
-        notes = []
-        # An isocentre size needs at least two images that vary that axis alone.
-        for label, value, count, limit in (
-            ("gantry iso size", r.gantry_3d_iso_diameter_mm, r.num_gantry_images, tol.gantry_iso_size_mm),
-            ("collimator iso size", r.coll_2d_iso_diameter_mm, r.num_coll_images, tol.collimator_iso_size_mm),
-            ("couch iso size", r.couch_2d_iso_diameter_mm, r.num_couch_images, tol.couch_iso_size_mm),
-        ):
-            if count >= 2:
-                limits.append(Limit(label, value, limit))
-            else:
-                notes.append(f"{label} not judged ({count} image{'s' if count != 1 else ''})")
-        status, reason = judge(limits, notes)
         shift = r.bb_shift_vector
         metrics = {
             "max_cax_bb_distance_mm": round(r.max_2d_cax_to_bb_mm, 3),
@@ -82,7 +69,60 @@ class WinstonLutzAnalysis(AnalysisType):
             "bb_shift_y_mm": round(shift.y, 3),
             "bb_shift_z_mm": round(shift.z, 3),
         }
-        return Verdict(status, reason, metrics)
+        given = acq.variant.get("images", len(acq.files))
+        # pylinac raises when it finds no BB; a BB "found" without a position is no better.
+        lost = [
+            i + 1
+            for i, d in enumerate(r.image_details)
+            if not (
+                is_number(d.bb_location.x) and is_number(d.bb_location.y) and is_number(d.cax2bb_distance)
+            )
+        ]
+        require_plausible(
+            [
+                (r.num_total_images == given, f"{r.num_total_images} of {given} images analysed"),
+                (not lost, f"no BB position in image(s) {', '.join(map(str, lost))}"),
+            ],
+            metrics,
+        )
+        limits = [
+            Limit(
+                "max CAX-BB",
+                r.max_2d_cax_to_bb_mm,
+                tol.max_cax_bb_distance_mm,
+                key="winston-lutz.tolerances.max-cax-bb-distance-mm",
+            )
+        ]
+        notes = []
+        # An isocentre size needs at least two images that vary that axis alone.
+        for label, value, count, limit, key in (
+            (
+                "gantry iso size",
+                r.gantry_3d_iso_diameter_mm,
+                r.num_gantry_images,
+                tol.gantry_iso_size_mm,
+                "gantry",
+            ),
+            (
+                "collimator iso size",
+                r.coll_2d_iso_diameter_mm,
+                r.num_coll_images,
+                tol.collimator_iso_size_mm,
+                "collimator",
+            ),
+            (
+                "couch iso size",
+                r.couch_2d_iso_diameter_mm,
+                r.num_couch_images,
+                tol.couch_iso_size_mm,
+                "couch",
+            ),
+        ):
+            if count >= 2:
+                limits.append(Limit(label, value, limit, key=f"winston-lutz.tolerances.{key}-iso-size-mm"))
+            else:
+                notes.append(f"{label} not judged ({count} image{'s' if count != 1 else ''})")
+        return judge(limits, notes, metrics)
 
     def save_image(self, analysed: Any, path: Any) -> None:
         analysed.save_summary(str(path))

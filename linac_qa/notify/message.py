@@ -32,6 +32,8 @@ VERDICTS = {
     Status.PASSED: "passed",
     Status.IGNORED: "ignored",
 }
+NOT_JUDGED = "NOT JUDGED"
+NOT_JUDGED_HEADING = "Not judged (analysed, but no pass criterion was applied: configure one to judge these)"
 COLOURS = {
     Status.FAILED: "#b00020",
     Status.ERROR: "#b35c00",
@@ -63,6 +65,11 @@ class Row:
     reason: str
     report: str  # where the outputs are: the PDF, relative to the directory, or its absolute path
     attached: bool = False
+    not_judged: bool = False  # passed, but no criterion was judged: listed apart, never as a pass
+
+    @property
+    def word(self) -> str:
+        return NOT_JUDGED if self.not_judged else VERDICTS[self.verdict]
 
 
 @dataclass
@@ -75,33 +82,42 @@ class Attachments:
 
 
 def counts(results: Iterable[AnalysisResult]) -> dict[str, int]:
-    c = Counter(r.status for r in results)
+    """The subject's counts; `passed` counts only results that a criterion judged."""
+    c = Counter("not_judged" if r.not_judged else r.status for r in results)
     return {
         "failed": c[Status.FAILED],
         "passed": c[Status.PASSED],
+        "not_judged": c["not_judged"],
         "errors": c[Status.ERROR],
         "ignored": c[Status.IGNORED],
     }
 
 
 def qualifying(results: Iterable[AnalysisResult], send: str) -> list[AnalysisResult]:
-    """The results a message is about: failures and errors, or every analysed result for `all`."""
+    """The results a message is about: failures and errors, or every judged result for `all`.
+    Results not judged are never among them: they are listed under their own heading."""
     wanted = {
         "failures": {Status.FAILED, Status.ERROR},
         "all": {Status.FAILED, Status.ERROR, Status.PASSED},
     }.get(send, set())
-    return problems_first(r for r in results if r.status in wanted)
+    return problems_first(r for r in results if r.status in wanted and not r.not_judged)
 
 
-def run_messages(summary: RunSummary, email: EmailSettings, unit: str) -> list[Outgoing]:
-    """What this run sends: nothing, one digest, or one message per qualifying analysis."""
+def run_messages(summary: RunSummary, email: EmailSettings, unit: str, note: str = "") -> list[Outgoing]:
+    """What a run sends: nothing, one digest, or one message per qualifying analysis. A digest lists
+    every result not judged under its own heading; with `send: all` such results are reason enough for
+    a message, with `send: failures` they are not (they are no failure). `note`: a sentence after the
+    heading (e.g. that the run was interrupted)."""
     chosen = qualifying(summary.results, email.send)
-    if not chosen or not email.enabled:
+    unjudged = [r for r in summary.results if r.not_judged]
+    due = chosen + (unjudged if email.send == "all" else [])
+    if not due or not email.enabled:
         return []
     directory = Path(summary.directory)
     if email.digest:
-        return [_results_message("digest", summary, chosen, summary.results, email, unit, directory)]
-    return [_results_message("analysis", summary, [r], [r], email, unit, directory) for r in chosen]
+        listed = chosen + unjudged
+        return [_results_message("digest", summary, listed, summary.results, email, unit, directory, note)]
+    return [_results_message("analysis", summary, [r], [r], email, unit, directory, note) for r in due]
 
 
 def quiet_message(
@@ -176,6 +192,7 @@ def _results_message(
     email: EmailSettings,
     unit: str,
     directory: Path,
+    note: str,
 ) -> Outgoing:
     n = counts(counted)
     subject = email.subject.format(unit=unit, **n)
@@ -184,12 +201,17 @@ def _results_message(
     attachments = plan_attachments(listed, directory, int(email.attachments_max_mb * MB))
     attached = set(attachments.files)
     rows = [_row(r, directory, attached) for r in listed]
+    sections = [
+        ("", [r for r in rows if not r.not_judged]),
+        (NOT_JUDGED_HEADING, [r for r in rows if r.not_judged]),
+    ]
     heading = (
         f"{unit} QA, run of {_local(summary.started)}: {_count_line(n)}. Results in {summary.directory}."
+        + (f" {note}" if note else "")
     )
     unlisted = _unlisted_line(n, email.send) if kind == "digest" else ""
-    text = _text(heading, rows, unlisted, attachments, email.attachments_max_mb)
-    page = _html(heading, rows, unlisted, attachments, email.attachments_max_mb)
+    text = _text(heading, sections, unlisted, attachments, email.attachments_max_mb)
+    page = _html(heading, sections, unlisted, attachments, email.attachments_max_mb)
     msg = _envelope(email, subject)
     _body(msg, text, _html_page(subject, page))
     for pdf, data in attachments.files.items():
@@ -212,12 +234,14 @@ def _row(result: AnalysisResult, directory: Path, attached: set[Path]) -> Row:
         reason=result.reason,
         report=report,
         attached=pdf in attached,
+        not_judged=result.not_judged,
     )
 
 
 def _count_line(n: dict[str, int]) -> str:
     errors = f"{n['errors']} error{'' if n['errors'] == 1 else 's'}"
-    return f"{n['failed']} failed, {errors}, {n['passed']} passed, {n['ignored']} ignored"
+    unjudged = f", {n['not_judged']} not judged" if n["not_judged"] else ""
+    return f"{n['failed']} failed, {errors}, {n['passed']} passed{unjudged}, {n['ignored']} ignored"
 
 
 def _unlisted_line(n: dict[str, int], send: str) -> str:
@@ -227,13 +251,19 @@ def _unlisted_line(n: dict[str, int], send: str) -> str:
     return f"Not listed: {' and '.join(parts)}." if parts else ""
 
 
-def _text(heading: str, rows: list[Row], unlisted: str, att: Attachments, max_mb: float) -> str:
+Sections = list[tuple[str, list[Row]]]  # (heading, rows); an empty heading for the main list
+
+
+def _text(heading: str, sections: Sections, unlisted: str, att: Attachments, max_mb: float) -> str:
     lines = [heading, ""]
-    for row in rows:
-        lines.append(f"{VERDICTS[row.verdict]:<7} {row.analysis}  {row.acquisition}")
-        lines.append(f"        {row.reason}")
-        lines.append(f"        report: {row.report}{' (attached)' if row.attached else ''}")
-        lines.append("")
+    for title, rows in sections:
+        if title and rows:
+            lines += [f"{title}:", ""]
+        for row in rows:
+            lines.append(f"{row.word:<7} {row.analysis}  {row.acquisition}")
+            lines.append(f"        {row.reason}")
+            lines.append(f"        report: {row.report}{' (attached)' if row.attached else ''}")
+            lines.append("")
     if unlisted:
         lines += [unlisted, ""]
     lines += _leftover_lines(att, max_mb)
@@ -251,24 +281,30 @@ def _leftover_lines(att: Attachments, max_mb: float) -> list[str]:
     return lines
 
 
-def _html(heading: str, rows: list[Row], unlisted: str, att: Attachments, max_mb: float) -> str:
+def _html(heading: str, sections: Sections, unlisted: str, att: Attachments, max_mb: float) -> str:
     e = html.escape
-    cells = "".join(
-        "<tr>"
-        f"<td>{e(r.analysis)}</td><td>{e(r.acquisition)}</td>"
-        f'<td style="color:{COLOURS[r.verdict]};font-weight:bold">{VERDICTS[r.verdict]}</td>'
-        f"<td>{e(r.reason)}</td><td>{e(r.report)}{' (attached)' if r.attached else ''}</td>"
-        "</tr>"
-        for r in rows
-    )
     head = "".join(
         f"<th align=left>{h}</th>" for h in ("analysis", "acquisition", "verdict", "reason", "report")
     )
-    parts = [
-        f"<p>{e(heading)}</p>",
-        f'<table border=1 cellpadding=4 cellspacing=0 style="border-collapse:collapse">'
-        f"<tr>{head}</tr>{cells}</table>",
-    ]
+    parts = [f"<p>{e(heading)}</p>"]
+    for title, rows in sections:
+        if not rows:
+            continue
+        if title:
+            parts.append(f"<h3>{e(title)}</h3>")
+        cells = "".join(
+            "<tr>"
+            f"<td>{e(r.analysis)}</td><td>{e(r.acquisition)}</td>"
+            f'<td style="color:{COLOURS[Status.IGNORED] if r.not_judged else COLOURS[r.verdict]};'
+            f'font-weight:bold">{r.word}</td>'
+            f"<td>{e(r.reason)}</td><td>{e(r.report)}{' (attached)' if r.attached else ''}</td>"
+            "</tr>"
+            for r in rows
+        )
+        parts.append(
+            f'<table border=1 cellpadding=4 cellspacing=0 style="border-collapse:collapse">'
+            f"<tr>{head}</tr>{cells}</table>"
+        )
     if unlisted:
         parts.append(f"<p>{e(unlisted)}</p>")
     leftover = _leftover_lines(att, max_mb)

@@ -8,6 +8,7 @@ an artifact, the summary or an exception.
 
 from __future__ import annotations
 
+import datetime as dt
 import smtplib
 import socket
 import ssl
@@ -48,22 +49,50 @@ class Server:
 
 
 def send_pending(ledger: Ledger, email: EmailSettings, run_id: str, log: Log) -> int:
-    """Every pending message, oldest first, through the configured block. Returns how many were
-    sent; raises MailError (each failed message marked in the ledger) when any is still pending.
-    Opens no connection and loads no block when nothing is pending."""
-    if not ledger.pending_mail() or email.credentials_block is None:
+    """Every message due, oldest first, through the configured block. Returns how many were sent;
+    raises MailError (each failed message marked in the ledger) when any is still pending. Opens no
+    connection and loads no block when nothing is due."""
+    if email.credentials_block is None:
+        return 0
+    due = take_due(ledger, email.resend_unknown_after)
+    if not due:
         return 0
     try:
         server = block_server(email.credentials_block, email.timeout_seconds)
     except MailError as exc:
-        for mail in ledger.pending_mail():
+        for mail in due:
             ledger.mail_failed(mail.id, run_id, str(exc))
         raise
-    return deliver_pending(ledger, server, run_id, log)
+    return deliver_pending(ledger, server, run_id, log, email.resend_unknown_after)
 
 
-def deliver_pending(ledger: Ledger, server: Server, run_id: str, log: Log) -> int:
-    pending = ledger.pending_mail()
+def take_due(
+    ledger: Ledger, resend_unknown_after: dt.timedelta, now: dt.datetime | None = None
+) -> list[Mail]:
+    """The messages to send now: every pending one, and each whose last attempt has no known
+    outcome (its run died before the server's answer: it may have been delivered) once
+    `resend_unknown_after` has passed since that attempt; those become pending again, the attempt
+    remembered for the summary. Holding the directory's lock, no attempt is in progress elsewhere."""
+    now = now or dt.datetime.now(dt.UTC)
+    due = []
+    for mail in ledger.pending_mail():
+        if mail.status == "sending":
+            began = dt.datetime.fromisoformat(mail.attempt_started or mail.created)
+            if now - began < resend_unknown_after:
+                continue
+            ledger.mail_outcome_unknown(mail.id)
+        due.append(mail)
+    return due
+
+
+def deliver_pending(
+    ledger: Ledger,
+    server: Server,
+    run_id: str,
+    log: Log,
+    resend_unknown_after: dt.timedelta = dt.timedelta(0),
+) -> int:
+    pending = take_due(ledger, resend_unknown_after)
     if not pending:
         return 0
     try:
@@ -75,7 +104,9 @@ def deliver_pending(ledger: Ledger, server: Server, run_id: str, log: Log) -> in
         for index, mail in enumerate(pending):
             try:
                 checkpoint("email")  # crash-safety tests: killed with the message pending in the ledger
+                ledger.mail_attempt(mail.id, run_id)
                 refused = smtp.sendmail(mail.sender, list(mail.recipients), mail.message or b"")
+                checkpoint("email-sent")  # crash-safety tests: the server has it, the ledger does not know
             except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
                 # This message was refused; the connection is fine, so the others still go.
                 error = server.describe(exc)
@@ -85,6 +116,9 @@ def deliver_pending(ledger: Ledger, server: Server, run_id: str, log: Log) -> in
                 continue
             except (OSError, smtplib.SMTPException) as exc:  # the connection is gone: the rest waits
                 _give_up(ledger, pending[index:], run_id, server.describe(exc), log)
+            except Exception as exc:  # not a stop (that leaves the outcome unknown): it was not sent
+                ledger.mail_failed(mail.id, run_id, f"{type(exc).__name__}: {exc}")
+                raise
             ledger.mail_sent(mail.id, run_id)
             sent += 1
             log.info("e-mail %s %r sent to %s", mail.kind, mail.subject, ", ".join(mail.recipients))

@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import string
 from email.utils import getaddresses
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StringConstraints, field_validator
 
 from linac_qa.sections import Section
 
 # What a subject template may use; each is a count of this run's results, except `unit`.
-SUBJECT_FIELDS = ("unit", "failed", "passed", "errors", "ignored")
+SUBJECT_FIELDS = ("unit", "failed", "passed", "not_judged", "errors", "ignored")
 
 
 class EmailSettings(Section):
@@ -22,11 +23,19 @@ class EmailSettings(Section):
     recipients: list[str] = Field(default_factory=list)
     send: Literal["failures", "all", "never"] = "failures"
     digest: bool = True
-    subject: str = "{unit} QA: {failed} failed, {passed} passed"
+    # RFC 5322's limit for a header line.
+    subject: Annotated[str, StringConstraints(max_length=998)] = "{unit} QA: {failed} failed, {passed} passed"
     attachments_max_mb: float = Field(default=10, ge=0)
     quiet_days: float = Field(default=3, ge=0)
     timeout_seconds: float = Field(default=30, gt=0)
     retries: int = Field(default=2, ge=0, le=10)
+    # A message handed to the server by a run that died before the answer may have been delivered:
+    # sent again (the same message, so the same Message-ID) only by a run at least this much later.
+    resend_unknown_after_minutes: float = Field(default=60, ge=0)
+
+    @property
+    def resend_unknown_after(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.resend_unknown_after_minutes)
 
     @property
     def enabled(self) -> bool:
