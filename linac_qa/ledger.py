@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS results (
     unit TEXT,
     acquired TEXT,
     recorded TEXT NOT NULL,
-    notified TEXT                   -- the run that wrote its e-mail (or found none due); NULL: not yet
+    notified TEXT,                  -- the run that wrote its e-mail (or found none due); NULL: not yet
+    judged INTEGER                  -- 1 when a criterion decided the status
 );
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -97,6 +98,9 @@ ADDED_COLUMNS = (
     ("notifications", "attempt_started", "TEXT", None),
     ("notifications", "unknown_attempt", "TEXT", None),
     ("files", "linac_qa_version", "TEXT", None),
+    # Whether a criterion decided the status: an interrupted run's e-mail, written later from the
+    # ledger, must count its passes as the run itself would have.
+    ("results", "judged", "INTEGER", "1"),
 )
 
 
@@ -227,7 +231,7 @@ class Ledger:
         with self._transaction() as db:
             cur = db.execute(
                 "INSERT INTO results (run_id, analysis, model, status, reason, files, outputs, metrics, unit,"
-                " acquired, recorded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " acquired, recorded, judged) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     result.analysis,
@@ -240,6 +244,7 @@ class Ledger:
                     result.unit,
                     result.acquired.isoformat() if result.acquired else None,
                     now,
+                    int(result.judged),
                 ),
             )
             db.executemany(
@@ -324,8 +329,8 @@ class Ledger:
     def _unreported_results(self, run_id: str) -> list[AnalysisResult]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT analysis, model, status, reason, files, outputs, metrics, unit, acquired FROM results"
-                " WHERE run_id = ? AND notified IS NULL ORDER BY id",
+                "SELECT analysis, model, status, reason, files, outputs, metrics, unit, acquired, judged"
+                " FROM results WHERE run_id = ? AND notified IS NULL ORDER BY id",
                 (run_id,),
             ).fetchall()
         return [
@@ -339,8 +344,9 @@ class Ledger:
                 metrics=json.loads(metrics),
                 unit=unit,
                 acquired=dt.datetime.fromisoformat(acquired) if acquired else None,
+                judged=bool(judged),
             )
-            for analysis, model, status, reason, files, outputs, metrics, unit, acquired in rows
+            for analysis, model, status, reason, files, outputs, metrics, unit, acquired, judged in rows
         ]
 
     def pending_mail(self) -> list[Mail]:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import signal
@@ -315,3 +316,21 @@ def test_a_worker_still_starting_when_its_run_is_killed_exits(tmp_path: Path) ->
         for child in children:
             with contextlib.suppress(psutil.Error):
                 child.kill()
+
+
+def test_an_interrupted_runs_results_come_back_from_the_ledger_as_they_were_judged(tmp_path: Path) -> None:
+    """The e-mail a later run writes for a run that died counts that run's passes as passes."""
+    from linac_qa import versions
+    from linac_qa.ledger import FileStamp
+
+    ledger = Ledger.open(tmp_path)
+    ledger.start_run("died", dt.datetime.now(dt.UTC))
+    for name, status, judged in (("a.dcm", Status.PASSED, True), ("b.dcm", Status.PASSED, False)):
+        result = AnalysisResult(
+            analysis="starshot", model="Starshot", files=[name], status=status, reason="r", judged=judged
+        )
+        ledger.record(
+            result, [FileStamp(name, 1, 1, "0" * 64)], run_id="died", provenance=versions.current("c")
+        )
+    (run,) = ledger.unreported_runs("later")
+    assert [r.judged for r in run.results] == [True, False]
