@@ -173,11 +173,7 @@ def _unlisted_folder(
     if path == directory:
         raise exc
     rel = path.relative_to(directory).as_posix()
-    try:
-        st = path.lstat()
-        stamp = FileStamp(rel, st.st_size, st.st_mtime_ns)
-    except OSError:
-        stamp = FileStamp(rel, 0, 0)
+    stamp = _stamp(path, rel)
     prior = known.get(rel)
     if (
         prior is not None
@@ -190,16 +186,21 @@ def _unlisted_folder(
         found.new.append(stamp)
 
 
+def _stamp(path: Path, rel: str) -> FileStamp:
+    """Its size and mtime now, or zeros when it cannot even be looked at."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return FileStamp(rel, 0, 0)
+    return FileStamp(rel, st.st_size, st.st_mtime_ns)
+
+
 def _refuse_name(
     found: Discovery, directory: Path, path: Path, known: dict[str, Known], force: bool, why: str
 ) -> None:
     """A name that is not UTF-8: an error under its printable name, once (until it changes)."""
     rel = printable(path.relative_to(directory).as_posix())
-    try:
-        st = path.lstat()
-        stamp = FileStamp(rel, st.st_size, st.st_mtime_ns)
-    except OSError:
-        stamp = FileStamp(rel, 0, 0)
+    stamp = _stamp(path, rel)
     prior = known.get(rel)
     if prior is not None and not force and (prior.size, prior.mtime_ns) == (stamp.size, stamp.mtime_ns):
         found.skipped[SkipReason.DONE] += 1
