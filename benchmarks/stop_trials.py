@@ -580,8 +580,9 @@ def main(argv: list[str] | None = None) -> int:
                        "recorded_before_rerun", "rerun_exit", "rerun_results", "problems"]  # fmt: skip
         else:
             trials = mail(args, workdir, env)
-            columns = ["trial", "at_s", "phase", "killed_exit", "delivered_before_rerun", "delivered",
-                       "copies", "possibly_twice", "rerun_notifications", "problems"]  # fmt: skip
+            columns = ["trial", "after_last_verdict_s", "phase", "killed_exit", "delivered_before_rerun",
+                       "delivered", "copies", "possibly_twice", "rerun_notifications",
+                       "problems"]  # fmt: skip
     finally:
         if server is not None:
             stop_server(server)

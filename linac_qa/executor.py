@@ -148,41 +148,79 @@ def stopping() -> bool:
 
 
 class PoolBroken(RuntimeError):
-    """The worker processes ended before some analyses began (not a stop): the run cannot finish
+    """The worker processes kept ending before analyses began (not a stop): the run cannot finish
     its work. Nothing was recorded for those analyses, so the next run does them."""
+
+
+# A worker that dies while no analysis runs on any worker (the OOM killer, a kill while it starts)
+# makes pebble fail every waiting analysis ("All workers expired") and refuse new ones: those never
+# began, so they go to a fresh pool, this many times per AnalysisPool (workers that cannot start at
+# all must not loop forever).
+POOL_RESTARTS = 3
 
 
 class AnalysisPool:
     def __init__(self, workers: int, timeout_seconds: float, max_tasks: int = 50):
         self.timeout = timeout_seconds
-        self._pool = ProcessPool(
-            max_workers=workers,
-            max_tasks=max_tasks,
+        self._workers, self._max_tasks = workers, max_tasks
+        self._pool = self._start_pool()
+        self._replaced: list[ProcessPool] = []  # broken ones, joined at close
+        self._lock = threading.Lock()  # on_done and the promises
+        self._restart_lock = threading.Lock()
+        # pebble's future: ours, and the pebble pool it went to
+        self._scheduled: dict[Future[Any], tuple[Future[JobOutcome], ProcessPool]] = {}
+        self._moving: set[Future[Any]] = set()  # held by a broken pool, on their way to a fresh one
+        self._used = False
+        # Set when the run stops or fails: what has not finished by then is not an outcome.
+        self._abandoned = False
+        self._not_started: list[str] = []  # lost to broken pools past POOL_RESTARTS: why
+
+    def _start_pool(self) -> ProcessPool:
+        pool = ProcessPool(
+            max_workers=self._workers,
+            max_tasks=self._max_tasks,
             initializer=init_worker,
             initargs=(os.getpid(),),
             context=multiprocessing.get_context("spawn"),
         )
-        self._lock = threading.Lock()
-        self._scheduled: dict[Future[Any], Future[JobOutcome]] = {}  # pebble's future: ours
-        self._used = False
-        # Set when the run stops or fails: what has not finished by then is not an outcome.
-        self._abandoned = False
-        self._not_started: list[str] = []  # lost to a pool that broke by itself: why, per analysis
         # pebble starts its workers at the first task: start them now, so that they import pylinac
         # while the run discovers and classifies (and a watch's first batch finds them ready).
-        self._schedule(_started)
+        pool.schedule(_started)
+        return pool
 
     def submit(self, job: Job, on_done: OnDone) -> Future[JobOutcome]:
         promise: Future[JobOutcome] = Future()
         if stopping():
             cancel(promise)
             return promise
-        scheduled = self._schedule(_run, args=(job.model_dump(mode="json"),), timeout=self.timeout)
-        self._scheduled[scheduled] = promise
         self._used = True
+        self._schedule(job, on_done, promise)
+        return promise
+
+    def _schedule(self, job: Job, on_done: OnDone, promise: Future[JobOutcome]) -> None:
+        pool = self._pool
+        try:
+            scheduled = pool.schedule(_run, args=(job.model_dump(mode="json"),), timeout=self.timeout)
+        except RuntimeError as exc:  # "Unexpected error within the Pool": it broke before this job came
+            if self._replace(pool):
+                self._schedule(job, on_done, promise)
+                return
+            cancel(promise)
+            if self._abandoned:
+                return
+            raise WorkersUnavailable(
+                f"the analysis worker processes cannot start: {_why_workers_fail()}"
+            ) from exc
+        self._scheduled[scheduled] = (promise, pool)
 
         def finished(fut: Future[Any]) -> None:
             self._scheduled.pop(fut, None)
+            if fut in self._moving or (
+                not fut.cancelled() and isinstance(fut.exception(), BrokenProcessPool) and self._replace(pool)
+            ):
+                self._moving.discard(fut)
+                self._schedule(job, on_done, promise)
+                return
             outcome = None if fut.cancelled() else self._outcome(job, fut)
             with self._lock:
                 if outcome is None:  # it never ran to an end of its own: the next run analyses it
@@ -194,15 +232,26 @@ class AnalysisPool:
                     promise.set_result(outcome)
 
         scheduled.add_done_callback(finished)
-        return promise
 
-    def _schedule(self, function: Callable[..., Any], **options: Any) -> Future[Any]:
-        try:
-            return self._pool.schedule(function, **options)
-        except Exception as exc:  # pebble says only "Unexpected error within the Pool"
-            raise WorkersUnavailable(
-                f"the analysis worker processes cannot start: {_why_workers_fail()}"
-            ) from exc
+    def _replace(self, broken: ProcessPool) -> bool:
+        """Whether a working pool now stands in for `broken`, which broke by itself: a fresh one
+        (at most POOL_RESTARTS times), to which everything `broken` still held moves (pebble fails
+        the analyses it had handed out and leaves the others waiting forever)."""
+        if self._abandoned:
+            return False
+        with self._restart_lock:
+            if broken is self._pool:
+                if len(self._replaced) >= POOL_RESTARTS:
+                    return False
+                self._replaced.append(broken)
+                self._pool = self._start_pool()
+            held = [f for f, (_, p) in list(self._scheduled.items()) if p is broken]
+            stranded = [f for f in held if not f.running() and not f.done()]
+            self._moving.update(stranded)
+        for fut in stranded:
+            if not fut.cancel():  # its callback sees it moving, and schedules it on the fresh pool
+                self._moving.discard(fut)
+        return True
 
     def _outcome(self, job: Job, fut: Future[Any]) -> JobOutcome | None:
         """The job's outcome, or None when it has none: ended by a stop, or never started."""
@@ -220,9 +269,7 @@ class AnalysisPool:
                 return failed_outcome(
                     job, f"worker process died during the analysis (exit code {exc.exitcode})"
                 )
-            if isinstance(exc, BrokenProcessPool):
-                # A worker died while no analysis was running on any worker ("All workers
-                # expired"): pebble then fails every waiting one, none of which began.
+            if isinstance(exc, BrokenProcessPool):  # never began, and no fresh pool is left
                 self._not_started.append(brief_error(exc))
                 return None
             return failed_outcome(job, brief_error(exc))
@@ -236,14 +283,18 @@ class AnalysisPool:
             self._pool.stop()
         self._pool.close()
         self._pool.join()
+        for broken in self._replaced:
+            broken.stop()
+            broken.join()
         if self._abandoned:  # pebble may leave the future of a task whose worker it ended unresolved
             with self._lock:
-                for promise in list(self._scheduled.values()):
+                for promise, _ in list(self._scheduled.values()):
                     cancel(promise)
         if self._not_started and not self._abandoned:
             raise PoolBroken(
-                f"the worker processes ended before {len(self._not_started)} analyses began"
-                f" ({self._not_started[0]}); nothing was recorded for them: the next run analyses them"
+                f"the worker processes ended before {len(self._not_started)} analyses began, in"
+                f" {len(self._replaced) + 1} pools ({self._not_started[0]}); nothing was recorded for"
+                " them: the next run analyses them"
             )
 
     def abandon(self) -> None:

@@ -174,7 +174,6 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
-        self._add_columns()
 
     @classmethod
     def open(cls, directory: Path, state_dir: Path | None = None) -> Ledger:
@@ -187,6 +186,8 @@ class Ledger:
             self._db.close()
 
     def _add_columns(self) -> None:
+        """Upgrades a ledger made by an earlier version; at the start of a run, not when the ledger
+        is opened, because a dry run opens it and must change nothing."""
         with self._transaction() as db:
             for table, column, declaration, existing in ADDED_COLUMNS:
                 have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
@@ -274,6 +275,7 @@ class Ledger:
             )
 
     def start_run(self, run_id: str, started: dt.datetime) -> None:
+        self._add_columns()
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO runs (id, started) VALUES (?, ?)", (run_id, started.isoformat())

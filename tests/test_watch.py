@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from linac_qa import synthetic, synthetic_ct
+from linac_qa.faults import stall_mark
 from linac_qa.outputs import is_temporary
 from linac_qa.watching import BUSY_FOLDER_LIMIT, RECHECK_WAITING_SECONDS, BatchTrigger, Pending
 from tests.conftest import ROOT, input_checksums
@@ -242,8 +243,9 @@ def test_a_worker_killed_mid_analysis_is_an_error_and_the_watch_goes_on(
         env={"LINAC_QA_STALL_ON": "stuck"},
     )
     synthetic.starshot(watch.directory / "RI.QA.Starshot_stuck.dcm")
-    wait_for(lambda: b"starshot (1)" in watch.log.read_bytes(), 120, watch)  # the batch has begun
-    time.sleep(3)  # and its one worker is inside the stalled analysis
+    # Its one worker is inside the stalled analysis (not still starting: that is no analysis death).
+    mark = stall_mark("RI.QA.Starshot_stuck.dcm").encode()
+    wait_for(lambda: mark in watch.log.read_bytes(), 180, watch)
     (worker,) = watch.workers()
     worker.send_signal(signal.SIGKILL)
     error = wait_for(lambda: watch.results(), 60, watch)[0]

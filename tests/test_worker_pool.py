@@ -10,6 +10,7 @@ from concurrent.futures import CancelledError, wait
 from multiprocessing import resource_tracker
 from pathlib import Path
 
+import psutil
 import pytest
 
 from linac_qa.executor import AnalysisPool, WorkersUnavailable
@@ -96,3 +97,23 @@ def test_a_failing_run_records_nothing_it_did_not_finish(
     assert len(finished) == len(futures)
     assert [o.result.reason for _, o, _ in done.calls] == []  # not `error: BrokenProcessPool`
     assert all(f.cancelled() for f in futures)
+
+
+def test_a_worker_killed_before_it_began_leaves_the_analyses_to_a_fresh_pool(tmp_path: Path) -> None:
+    """pebble fails every analysis with BrokenProcessPool ("All workers expired") when a worker dies
+    while none runs (the OOM killer; here, a kill while it imports pylinac), and takes no more: those
+    never began, so they are analysed on a fresh pool rather than recorded as errors."""
+    jobs = starshot_jobs(tmp_path, 2)
+    done = Recorder()
+    before = {p.pid for p in psutil.Process().children()}
+    with AnalysisPool(workers=1, timeout_seconds=120) as pool:
+        futures = [pool.submit(job, done) for job in jobs]
+        [worker] = [
+            p
+            for p in psutil.Process().children()
+            if p.pid not in before and "spawn_main" in " ".join(p.cmdline())
+        ]
+        worker.kill()  # still starting: it has taken no analysis yet
+        outcomes = [f.result(timeout=300) for f in futures]
+    assert [o.result.status for o in outcomes] == ["passed", "passed"], [o.result.reason for o in outcomes]
+    assert sorted(o.result.status for _, o, _ in done.calls) == ["passed", "passed"]
