@@ -89,13 +89,13 @@ def plan(classified: Iterable[ClassifiedFile], settings: Settings, ctx: GroupCon
 
 def _one_file_per_image(by_section: dict[str, list[ClassifiedFile]], result: Plan) -> None:
     """The same image exported twice (two files, one SOP Instance UID) is analysed once: a set with
-    an image twice over would be judged on a duplicate. The one among most of its section's files
-    stays (a stray copy never takes a set's image away); the others say so."""
+    an image twice over would be judged on a duplicate. The one among most images of its own series
+    stays, then the one among most of its section's files (a stray copy, even in a busy folder, never
+    takes a set's image away); the others say so."""
     for section, files in by_section.items():
-        per_folder = Counter(folder_of(cf.path) for cf in files)
         first: dict[str, str] = {}
         kept = []
-        for cf in sorted(files, key=lambda c: (-per_folder[folder_of(c.path)], c.path)):
+        for cf in _most_accompanied_first(files):
             uid = cf.header.instance_uid if cf.header and not cf.zip_members else None
             if uid is None or uid not in first:
                 if uid is not None:
@@ -109,6 +109,21 @@ def _one_file_per_image(by_section: dict[str, list[ClassifiedFile]], result: Pla
                 )
             )
         by_section[section] = kept
+
+
+def _most_accompanied_first(files: list[ClassifiedFile]) -> list[ClassifiedFile]:
+    per_folder = Counter(folder_of(cf.path) for cf in files)
+    per_series = Counter((folder_of(cf.path), _series(cf)) for cf in files if _series(cf))
+
+    def company(cf: ClassifiedFile) -> tuple[int, int, str]:
+        folder = folder_of(cf.path)
+        return (-per_series.get((folder, _series(cf)), 0), -per_folder[folder], cf.path)
+
+    return sorted(files, key=company)
+
+
+def _series(cf: ClassifiedFile) -> str | None:
+    return (cf.header.series_uid or cf.header.study_uid) if cf.header else None
 
 
 def _adopt_partners(

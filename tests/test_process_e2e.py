@@ -8,11 +8,12 @@ import datetime as dt
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
+import pydicom
 import pytest
+from pydicom.uid import generate_uid
 
 from linac_qa import synthetic
 from tests.conftest import register_inputs, run_cli
@@ -72,9 +73,12 @@ def build_folder(root: Path) -> None:
     s.open_field(root / "RI.QA.OpenField_6X_TrueBeam1_B.dcm", slope_x=0.12, seed=1)
     s.light_rad(root / "RI.QA.LightRad_FC2_TrueBeam1_10x10_A.dcm", offset_mm=(0.4, -0.3))
     s.light_rad(root / "RI.QA.LightRad_FC2_Clinac2_10x10_B.dcm", offset_mm=(2.5, -3.0), machine="Clinac2")
-    shutil.copyfile(
-        root / "WL_TrueBeam1_A" / "RI.QA.WL_G000_C000_T000.dcm", root / "RI.QA.PF_TrueBeam1_misnamed.dcm"
-    )
+    # Another exposure like a set's image (its own UIDs: a mere copy would be that image again).
+    misnamed = pydicom.dcmread(root / "WL_TrueBeam1_A" / "RI.QA.WL_G000_C000_T000.dcm")
+    for keyword in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"):
+        setattr(misnamed, keyword, generate_uid())
+    misnamed.file_meta.MediaStorageSOPInstanceUID = misnamed.SOPInstanceUID
+    misnamed.save_as(root / "RI.QA.PF_TrueBeam1_misnamed.dcm")
     s.zero_bytes(root / "RI.QA.Starshot_empty.dcm")
     s.truncated_dicom(root / "RI.QA.PF_TrueBeam1_A.dcm", root / "RI.QA.PF_truncated.dcm")
     s.random_bytes(root / "RI.QA.WL_random_bytes.dcm")

@@ -314,6 +314,18 @@ def test_a_copy_of_one_image_elsewhere_never_joins_its_series_set(tmp_path: Path
     assert copy.files == ["RI.QA.WL_copy.dcm"] and "same SOP Instance UID" in copy.reason
 
 
+def test_a_stray_copy_in_a_busier_folder_never_takes_a_sets_image(tmp_path: Path) -> None:
+    images = synthetic.winston_lutz_set(tmp_path / "WL_A")
+    busy = synthetic.WinstonLutzSession(prefix="RI.QA.WL_0900_", when=dt.datetime(2024, 3, 4, 9, 0), seed=3)
+    synthetic.winston_lutz_set(tmp_path, busy)  # more images beside the copy than in the set's folder
+    (tmp_path / "RI.QA.WL_copy.dcm").write_bytes(images[0].read_bytes())
+    work = plan_of(tmp_path)
+    own = next(a for a in work.acquisitions if a.files[0].startswith("WL_A/"))
+    assert own.files == tuple(sorted(p.relative_to(tmp_path).as_posix() for p in images))
+    (copy,) = work.decided
+    assert copy.files == ["RI.QA.WL_copy.dcm"] and "same SOP Instance UID" in copy.reason
+
+
 def test_images_of_one_study_each_in_a_folder_and_series_of_its_own_are_one_set(tmp_path: Path) -> None:
     images = synthetic.winston_lutz_set(tmp_path / "flat")
     for n, image in enumerate(images):
