@@ -7,10 +7,14 @@ import re
 import struct
 import zlib
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any, BinaryIO
 
 import pydicom
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from linac_qa.model import DicomHeader
@@ -88,7 +92,7 @@ def read_header(fp: BinaryIO, size: int, extra_tags: Iterable[str] = ()) -> Dico
     are read into `attributes`, for routing rules."""
     extra = tuple(extra_tags)
     start = fp.tell()
-    ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=[*_TAGS, *extra], force=True)
+    ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=_tags_to_read(extra), force=True)
     rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
     missing, has_pixels = 0, False
     if rows and cols:
@@ -116,6 +120,12 @@ def read_header(fp: BinaryIO, size: int, extra_tags: Iterable[str] = ()) -> Dico
         has_sid=_text(ds, "RTImageSID") is not None,
         attributes={t: v for t in extra if (v := _text(ds, t)) is not None},
     )
+
+
+@lru_cache(maxsize=16)
+def _tags_to_read(extra: tuple[str, ...]) -> list[BaseTag]:
+    """As tags, once: pydicom would otherwise look every keyword up again for every file."""
+    return [Tag(keyword) for keyword in (*_TAGS, *extra)]
 
 
 def _pixel_data(fp: BinaryIO, ds: Any, start: int, size: int, expected: int) -> tuple[bool, int]:
@@ -170,7 +180,9 @@ def _energy(texts: tuple[str, ...]) -> str | None:
 
 
 def _text(ds: Any, tag: str) -> str | None:
-    value = ds.get(tag)
+    value = _raw_text(ds, tag)
+    if value is _UNDECODED:
+        value = ds.get(tag)
     if value is None:
         return None
     text = str(value).strip()
@@ -179,9 +191,76 @@ def _text(ds: Any, tag: str) -> str | None:
 
 def _int(ds: Any, tag: str) -> int | None:
     try:
-        value = ds.get(tag)
+        value = _raw_int(ds, tag)
+        if value is _UNDECODED:
+            value = ds.get(tag)
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
+        return None
+
+
+# pydicom's conversion of an element to its value was half of a header's reading time; the few
+# plain ones this module reads (single-valued text in ASCII, Latin-1 or UTF-8, and unsigned shorts)
+# are decoded here from their raw bytes, and everything else is left to pydicom.
+_UNDECODED: Any = object()
+_PLAIN_CHARSETS = {b"": "latin-1", b"ISO_IR 6": "latin-1", b"ISO_IR 100": "latin-1", b"ISO_IR 192": "utf-8"}
+_TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UI", "UT"}
+
+
+def _raw(ds: Any, tag: str) -> tuple[str, bytes] | None:
+    """(VR, bytes) of a tag not yet converted by pydicom, None when absent; _UNDECODED otherwise."""
+    if not isinstance(ds, pydicom.Dataset):
+        return _UNDECODED
+    element = ds.get_item(_tag_of(tag))
+    if element is None:
+        return None
+    if not isinstance(element, RawDataElement) or element.value is None:
+        return _UNDECODED
+    vr = element.VR or _dictionary_vr(tag)
+    return (vr, element.value) if vr else _UNDECODED
+
+
+def _raw_text(ds: Any, tag: str) -> Any:
+    raw = _raw(ds, tag)
+    if raw is None or raw is _UNDECODED:
+        return raw
+    vr, value = raw
+    codec = _PLAIN_CHARSETS.get(_charset(ds))
+    if vr not in _TEXT_VRS or codec is None or b"\\" in value:  # other types, charsets, multi-valued
+        return _UNDECODED
+    return value.decode(codec, errors="replace").strip("\x00 ")
+
+
+def _raw_int(ds: Any, tag: str) -> Any:
+    raw = _raw(ds, tag)
+    if raw is None or raw is _UNDECODED:
+        return raw
+    vr, value = raw
+    if vr == "US" and len(value) == 2:
+        return struct.unpack("<H" if ds.is_little_endian else ">H", value)[0]
+    return _raw_text(ds, tag)
+
+
+def _charset(ds: Any) -> bytes:
+    element = ds.get_item(_tag_of("SpecificCharacterSet"))
+    if element is None:
+        return b""
+    value = element.value
+    if isinstance(value, str):  # pydicom converts it as it reads, to know the encoding
+        value = value.encode("ascii", errors="replace")
+    return value.strip(b"\x00 ") if isinstance(value, bytes) else b"?"  # several: pydicom decodes
+
+
+@lru_cache(maxsize=256)
+def _tag_of(keyword: str) -> BaseTag:
+    return Tag(keyword)
+
+
+@lru_cache(maxsize=256)
+def _dictionary_vr(tag: str) -> str | None:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
         return None
 
 

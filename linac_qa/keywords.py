@@ -25,6 +25,7 @@ def tokens(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=1024)
 def normalise(keyword: str) -> str:
     return "".join(_SEPARATORS.split(keyword)).lower()
 
@@ -32,17 +33,14 @@ def normalise(keyword: str) -> str:
 def matches(keyword: str, toks: Sequence[str]) -> bool:
     """True when the keyword equals one token or the concatenation of consecutive tokens."""
     wanted = normalise(keyword)
-    if not wanted:
-        return False
-    for start in range(len(toks)):
-        joined = ""
-        for tok in toks[start:]:
-            joined += tok
-            if joined == wanted:
-                return True
-            if len(joined) >= len(wanted) or not wanted.startswith(joined):
-                break
-    return False
+    return bool(wanted) and wanted in _runs(tuple(toks))
+
+
+@lru_cache(maxsize=4096)
+def _runs(toks: tuple[str, ...]) -> frozenset[str]:
+    """Every token and every concatenation of consecutive tokens: a keyword test is then one lookup
+    (classification tries some forty keywords on each of a file's texts)."""
+    return frozenset("".join(toks[i:j]) for i in range(len(toks)) for j in range(i + 1, len(toks) + 1))
 
 
 def best_match(texts: Iterable[str], candidates: Iterable[tuple[str, str]]) -> tuple[str, str] | None:
