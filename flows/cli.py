@@ -90,15 +90,17 @@ def main(argv: list[str] | None = None) -> int:
             _write_not_done(out, root, settings, started, unavailable)
         return EXIT_NOT_DONE
     from flows.process import process_directory
+    from flows.stop_signals import StopSignals
 
     with TerminalProgress(sys.stderr if args.json else out) as progress:
         try:
-            summary = cast(
-                dict[str, Any],
-                process_directory(
-                    str(root), args.config, args.force, listener=progress, retry_errors=args.retry_errors
-                ),
-            )
+            with StopSignals():
+                summary = cast(
+                    dict[str, Any],
+                    process_directory(
+                        str(root), args.config, args.force, listener=progress, retry_errors=args.retry_errors
+                    ),
+                )
         except _refusals() as exc:
             return _refused(exc)
         except _cannot_analyse() as exc:  # no worker process starts: nothing could be analysed

@@ -47,6 +47,18 @@ def request_stop() -> int:
     return sum(pool.cancel_pending() for pool in list(_live_pools))
 
 
+def abandon_all() -> None:
+    """The process is ending on a stop signal: every pool of it does what its block does when the
+    signal's exception reaches it (waiting analyses never start, local workers are ended, nothing
+    unfinished is recorded)."""
+    _stopping.set()
+    for pool in list(_live_pools):
+        if isinstance(pool, AnalysisPool):
+            pool.abandon()
+        else:
+            pool.cancel_pending()
+
+
 def _started() -> None:
     """Nothing: scheduling it starts the pool's workers."""
 
@@ -286,10 +298,6 @@ class AnalysisPool:
         for broken in self._replaced:
             broken.stop()
             broken.join()
-        if self._abandoned:  # pebble may leave the future of a task whose worker it ended unresolved
-            with self._lock:
-                for promise, _ in list(self._scheduled.values()):
-                    cancel(promise)
         if self._not_started and not self._abandoned:
             raise PoolBroken(
                 f"the worker processes ended before {len(self._not_started)} analyses began, in"
@@ -304,6 +312,11 @@ class AnalysisPool:
         self._abandoned = True
         self.cancel_pending()
         self._pool.stop()
+        # pebble may leave the future of a task whose worker it ended unresolved: whoever waits for
+        # it (a run whose stop exception was lost) is told now.
+        with self._lock:
+            for promise, _ in list(self._scheduled.values()):
+                cancel(promise)
 
     def __enter__(self) -> AnalysisPool:
         return self
