@@ -345,3 +345,18 @@ def test_the_same_image_twice_is_analysed_once_and_the_copy_says_so(tmp_path: Pa
     assert len(acq.files) == len(images) and "flat/RI.QA.WL_again.dcm" not in acq.files
     (copy,) = work.decided
     assert copy.status == "ignored" and copy.reason.startswith(f"the same image as {acq.files[0]}")
+
+
+@pytest.mark.parametrize("syntax", [ImplicitVRLittleEndian, ExplicitVRBigEndian])
+def test_header_texts_in_other_character_sets_and_several_values_read_as_pydicom_reads_them(
+    tmp_path: Path, syntax: str
+) -> None:
+    image = synthetic.starshot(tmp_path / "RI.QA.Starshot_A.dcm")
+    names = {"ISO_IR 144": "Иванов^Пётр", "ISO_IR 192": "Müller^Zoë", "ISO_IR 100": "Müller^Zoe"}
+    for charset, name in names.items():
+        rewrite(image, syntax, SpecificCharacterSet=charset, PatientName=name, ImageType="ORIGINAL\\PRIMARY")
+        with image.open("rb") as fp:
+            header = read_header(fp, image.stat().st_size, ["ImageType"])
+        assert dict(header.patient_texts)["PatientName"] == name
+        assert header.attributes["ImageType"] == str(pydicom.dcmread(image).ImageType)
+        assert header.has_pixels and header.pixel_bytes_missing == 0
