@@ -21,12 +21,12 @@ from typing import Any
 
 
 def _analyse(source: str, queue: Any) -> None:
-    from linac_qa.classify import classify_files
     from linac_qa.config import load_settings
-    from linac_qa.grouping import group_context, plan
-    from linac_qa.ledger import Ledger
-    from linac_qa.runner import run_job
-    from linac_qa.session import Run
+    from linac_qa.execution.runner import run_job
+    from linac_qa.grouping.plan import group_context, plan
+    from linac_qa.intake.classify import classify_files
+    from linac_qa.records.ledger import Ledger
+    from linac_qa.run import Run
 
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     work_dir = Path(tempfile.mkdtemp(prefix="cbct-bench-"))

@@ -29,7 +29,9 @@ def build_corpus(target: Path) -> None:
     if SHARED_CORPUS.exists():
         subprocess.run([sys.executable, str(SHARED_CORPUS), str(target), "--force", "-q"], check=True)
     else:
-        subprocess.run([sys.executable, "-m", "linac_qa.demo", str(target), "--force"], check=True, cwd=ROOT)
+        subprocess.run(
+            [sys.executable, "-m", "linac_qa.testing.demo", str(target), "--force"], check=True, cwd=ROOT
+        )
 
 
 def run(directory: Path, config: Path) -> tuple[float, dict[str, Any]]:

@@ -5,18 +5,18 @@
 Builds the acceptance corpus (`../shared/corpus/make_corpus.py OUT --no-cbct`), then takes every EPID
 image out of it (single files, Winston-Lutz folders and zips alike) into one flat folder, each
 renamed `RI.<SOPInstanceUID>.dcm` and stripped of every text that could name its test
-(`linac_qa.synthetic.strip_names`: labels, descriptions, the QA patient's name and ID, plan and
+(`linac_qa.testing.synthetic.strip_names`: labels, descriptions, the QA patient's name and ID, plan and
 beam names). Each is classified by the product's own classification (`classify_files`, default
 settings), and the table says, per true type from EXPECTED.json, how many acquisitions reached the
 right analysis, how many were ignored and how many reached a wrong one. An acquisition is right when
 every one of its images reached its analysis, wrong when any reached another.
 
 The corpus has no VMAT test: the project's own synthetic DRGS and DRMLC pairs
-(`linac_qa.synthetic_vmat.vmat_pair`) are added as their own rows. A VMAT open image is, on its own,
+(`linac_qa.testing.synthetic_vmat.vmat_pair`) are added as their own rows. A VMAT open image is, on its own,
 an open field: it reaches field-analysis here, and only the grouping beside its DMLC image makes it
 the pair's partner; its row counts it as expected when it reaches field-analysis.
 
-Then the product's own grouping (`linac_qa.grouping.plan`) runs over the flat folder, and the notes
+Then the product's own grouping (`linac_qa.grouping.plan.plan`) runs over the flat folder, and the notes
 say which planned acquisitions each Winston-Lutz set and VMAT image ended in (a set split or merged
 shows there).
 
@@ -45,12 +45,12 @@ import pydicom
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from linac_qa.classify import classify_files  # noqa: E402
 from linac_qa.config import load_settings  # noqa: E402
-from linac_qa.grouping import group_context, plan  # noqa: E402
+from linac_qa.grouping.plan import group_context, plan  # noqa: E402
+from linac_qa.intake.classify import classify_files  # noqa: E402
 from linac_qa.model import ClassifiedFile  # noqa: E402
-from linac_qa.synthetic import save_unnamed, strip_names  # noqa: E402
-from linac_qa.synthetic_vmat import vmat_pair  # noqa: E402
+from linac_qa.testing.synthetic import save_unnamed, strip_names  # noqa: E402
+from linac_qa.testing.synthetic_vmat import vmat_pair  # noqa: E402
 
 MAKE_CORPUS = REPO.parent / "shared" / "corpus" / "make_corpus.py"
 # The corpus's EPID types and the analysis each belongs to.
@@ -241,7 +241,7 @@ def grouped(acquisitions: list[Acquisition], classified: list[ClassifiedFile], f
     settings = load_settings()
     work = plan(classified, settings, group_context(flat, settings))
     home = {name: acq for acq in work.acquisitions for name in acq.files}
-    lines = ["", "After grouping (linac_qa.grouping.plan over the flat folder):"]
+    lines = ["", "After grouping (linac_qa.grouping.plan.plan over the flat folder):"]
     for true in acquisitions:
         planned = {id(home[f]): home[f] for f in true.files if f in home}.values()
         shapes = ", ".join(

@@ -9,7 +9,7 @@ What it times (wall seconds, every step in a fresh process unless said otherwise
       and a PNG of each (`../shared/corpus/check_with_pylinac.py --pdf FOLDER --png CORPUS`);
   (b) `python -m flows.process CORPUS --json` on the same data (PDF, PNG, TXT and JSON of each);
   (c) the same command again, with nothing new;
-  (d) classification alone (`linac_qa.classify.classify_files`, in this process, headers only) over
+  (d) classification alone (`linac_qa.intake.classify.classify_files`, in this process, headers only) over
       every file of the corpus, and over UID-named DICOM files whose QA keywords are only in their
       headers (the files/s figure);
   and an empty directory's `python -m flows.process EMPTY --json` (the start-up every run pays: a
@@ -22,7 +22,7 @@ its worker processes and Prefect's temporary server), sampled every 0.2 s. Every
 result of (b) must list a `.pdf` and a `.png` that exist.
 
 The corpus comes from `../shared/corpus/make_corpus.py` when that folder exists beside the repository,
-else from the project's own synthetic data (`linac_qa.demo`), analysed for (a) by an in-process loop
+else from the project's own synthetic data (`linac_qa.testing.demo`), analysed for (a) by an in-process loop
 of plain pylinac calls. Everything is written under `--workdir` (default: a folder under the system's
 temporary folder), never into the repository. No network access is needed. PREFECT_API_URL is unset
 for every run, as for a user without a server; PREFECT_HOME is a folder of the workdir, so that other
@@ -196,12 +196,12 @@ def build_corpus(corpus: Path, args: argparse.Namespace) -> str:
     else:  # a fresh clone alone: the project's demo drop, one copy per scale step
         for i in range(max(1, args.scale)):
             subprocess.run(
-                [PYTHON, "-m", "linac_qa.demo", str(corpus / f"night-{i + 1:02d}"), "--force"],
+                [PYTHON, "-m", "linac_qa.testing.demo", str(corpus / f"night-{i + 1:02d}"), "--force"],
                 check=True,
                 cwd=REPO,
                 stderr=subprocess.DEVNULL,
             )
-        source = "linac_qa.demo"
+        source = "linac_qa.testing.demo"
     settle(corpus)
     return source
 
@@ -216,7 +216,7 @@ def ct_series_folders(corpus: Path) -> list[Path]:
 
 
 def one_ct_series(scratch: Path) -> Path:
-    from linac_qa.synthetic_ct import catphan504_series
+    from linac_qa.testing.synthetic_ct import catphan504_series
 
     folder = scratch / "catphan"
     if not folder.is_dir():
@@ -311,10 +311,10 @@ def pylinac_alone(corpus: Path, out: Path) -> int:
 
     from linac_qa.analyses import REGISTRY
     from linac_qa.analyses.base import Inputs
-    from linac_qa.classify import classify_files
     from linac_qa.config import load_settings
-    from linac_qa.grouping import group_context, plan
-    from linac_qa.zipsafe import ZipLimits, safe_extract_dicoms
+    from linac_qa.grouping.plan import group_context, plan
+    from linac_qa.intake.classify import classify_files
+    from linac_qa.intake.zipsafe import ZipLimits, safe_extract_dicoms
 
     settings = load_settings(text="general:\n  settle-seconds: 0\n")
     classified = classify_files(corpus, input_files(corpus), settings)
@@ -341,8 +341,8 @@ def pylinac_alone(corpus: Path, out: Path) -> int:
 
 def classification(directory: Path, files: list[str]) -> dict[str, Any]:
     """(d): classification alone, in this process (settings and pydicom already imported)."""
-    from linac_qa.classify import classify_files
     from linac_qa.config import load_settings
+    from linac_qa.intake.classify import classify_files
 
     settings = load_settings()
     classify_files(directory, files[:5], settings)  # imports and first-call costs, not per file

@@ -72,7 +72,7 @@ def say(text: str) -> None:
 
 
 def build_corpus(folder: Path, n: int) -> None:
-    from linac_qa import synthetic
+    from linac_qa.testing import synthetic
 
     makers: list[tuple[str, Callable[..., Path]]] = [
         ("RI.QA.Starshot_{i:03d}.dcm", synthetic.starshot),

@@ -4,7 +4,7 @@
     python benchmarks/stop_trials.py mail  [--trials 10] [--acquisitions 30] [--reply-delay 1.0]
         common: [--workdir DIR] [--api URL] [--seed S] [--workers N]
 
-A corpus of synthetic starshots and FC-2 light/radiation images (`linac_qa.synthetic`; every fourth
+A corpus of synthetic starshots and FC-2 light/radiation images (`linac_qa.testing.synthetic`; every fourth
 one fails) is built once into the workdir with the verdict each acquisition must get. Every trial runs
 `python -m flows.process COPY --json --config CFG` on a fresh copy, exactly as cron would, signals
 its main process (only that one) at a random moment, waits for it to end, then runs the same
@@ -99,7 +99,7 @@ def build_corpus(folder: Path, n: int) -> dict[str, str]:
     on a busy machine); every fourth acquisition fails. Returns each file's expected verdict.
     Backdated, so that no run waits for them to settle. Kept for the next invocation with the same
     count."""
-    from linac_qa import synthetic
+    from linac_qa.testing import synthetic
 
     expected_file = folder / "EXPECTED.json"
     if expected_file.exists():
@@ -321,7 +321,7 @@ def notification_states(ledger: Path) -> list[str]:
 
 
 def temporaries(root: Path) -> list[str]:
-    from linac_qa.outputs import is_temporary
+    from linac_qa.records.outputs import is_temporary
 
     return [p.name for p in root.rglob("*") if is_temporary(p.name)]
 

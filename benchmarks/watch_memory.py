@@ -104,7 +104,7 @@ def say(text: str) -> None:
 # ------------------------------------------------------------------ fixtures, config, the watch
 def build_fixtures(folder: Path, kinds: list[str], variants: int) -> list[tuple[str, Path]]:
     """(kind, image) for every kind and seed, interleaved so that consecutive acquisitions differ."""
-    from linac_qa import synthetic
+    from linac_qa.testing import synthetic
 
     makers = {
         "starshot": synthetic.starshot,

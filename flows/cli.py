@@ -147,7 +147,7 @@ def _connect() -> str | None:
 
 def _write_not_done(out: IO[str], root: Path, settings: Settings, started: dt.datetime, reason: str) -> None:
     """The document of a run that could not be done: the run-level `error`, no results."""
-    from linac_qa.summary import RunSummary
+    from linac_qa.records.summary import RunSummary
 
     finished = dt.datetime.now(dt.UTC)
     doc = RunSummary(
@@ -160,20 +160,20 @@ def _write_not_done(out: IO[str], root: Path, settings: Settings, started: dt.da
 def _refusals() -> tuple[type[Exception], ...]:
     """What ends a run before it analyses anything: another run holds DIR (exit 3), or the Dask
     cluster of the config cannot be reached (exit 2). Evaluated only when an exception is raised."""
-    from linac_qa.dask_pool import DaskUnavailable
-    from linac_qa.session import DirectoryBusy
+    from linac_qa.execution.dask_pool import DaskUnavailable
+    from linac_qa.run import DirectoryBusy
 
     return DirectoryBusy, DaskUnavailable
 
 
 def _cannot_analyse() -> tuple[type[Exception], ...]:
-    from linac_qa.executor import WorkersUnavailable
+    from linac_qa.execution.local_pool import WorkersUnavailable
 
     return (WorkersUnavailable,)
 
 
 def _refused(exc: Exception) -> int:
-    from linac_qa.session import DirectoryBusy
+    from linac_qa.run import DirectoryBusy
 
     print(f"error: {exc}", file=sys.stderr)
     return EXIT_BUSY if isinstance(exc, DirectoryBusy) else EXIT_USAGE
@@ -189,7 +189,7 @@ def _load(args: argparse.Namespace) -> tuple[Settings, Path] | None:
     # A clinic network has no route out: the temporary server's telemetry would only log an error.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from linac_qa.config import ConfigError, load_settings
-    from linac_qa.session import UsageError, resolve_directory
+    from linac_qa.run import UsageError, resolve_directory
 
     try:
         settings = load_settings(args.config)
@@ -226,7 +226,7 @@ class TerminalProgress:
             self.task = self.bar.add_task("analysing", total=total)
 
     def finished(self, result: Any) -> None:
-        from linac_qa.reporting import verdict_line
+        from linac_qa.records.reporting import verdict_line
 
         print(verdict_line(result), file=self.lines, flush=True)
         if self.bar is not None and self.task is not None:
@@ -235,10 +235,10 @@ class TerminalProgress:
 
 def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[str]) -> int:
     """Discovery and classification only: no Prefect, no workers, nothing written."""
-    from linac_qa.classify import classify_files
-    from linac_qa.discovery import discover
-    from linac_qa.grouping import group_context, plan
-    from linac_qa.ledger import STATE_DIR, Ledger
+    from linac_qa.grouping.plan import group_context, plan
+    from linac_qa.intake.classify import classify_files
+    from linac_qa.intake.discovery import discover
+    from linac_qa.records.ledger import STATE_DIR, Ledger
 
     ledger_file = root / STATE_DIR / "ledger.sqlite"
     known = Ledger(ledger_file).known() if ledger_file.exists() else {}
@@ -286,7 +286,7 @@ def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[s
 
 def _closing_line(summary: dict[str, Any]) -> str:
     from linac_qa.model import AnalysisResult
-    from linac_qa.summary import OUTCOMES, outcome
+    from linac_qa.records.summary import OUTCOMES, outcome
 
     counts = Counter(outcome(AnalysisResult.model_validate(r)) for r in summary["results"])
     skipped = sum(summary["skipped"].values())

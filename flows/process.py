@@ -22,11 +22,11 @@ from flows.tasks import (
     scheduled_analyses,
     send_notifications,
 )
-from linac_qa.discovery import mark_identical_done
-from linac_qa.executor import make_pool
-from linac_qa.grouping import group_context, plan
-from linac_qa.ledger import Ledger
-from linac_qa.session import Listener, Run, directory_lock, resolve_directory
+from linac_qa.execution.local_pool import make_pool
+from linac_qa.grouping.plan import group_context, plan
+from linac_qa.intake.discovery import mark_identical_done
+from linac_qa.records.ledger import Ledger
+from linac_qa.run import Listener, Run, directory_lock, resolve_directory
 
 # One classification task run per batch: a 300-slice CT series costs one task run, not 300.
 CLASSIFY_BATCH = 200

@@ -15,19 +15,19 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Cancelled, Completed, State
 
-from linac_qa.classify import classify_files
 from linac_qa.config import Settings
-from linac_qa.discovery import Discovery, discover
-from linac_qa.ledger import Known, Ledger
+from linac_qa.execution.runner import JobOutcome
+from linac_qa.intake.classify import classify_files
+from linac_qa.intake.discovery import Discovery, discover
+from linac_qa.intake.sources import SourceCopy, copy_from_sources
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile
 from linac_qa.notify.outbox import mail_outcome, queue_run_mail
 from linac_qa.notify.send import send_pending
 from linac_qa.notify.settings import EmailSettings
-from linac_qa.reporting import analysis_markdown, artifact_key, results_table
-from linac_qa.runner import JobOutcome
-from linac_qa.session import Run
-from linac_qa.sources import SourceCopy, copy_from_sources
-from linac_qa.summary import Notification, RunSummary
+from linac_qa.records.ledger import Known, Ledger
+from linac_qa.records.reporting import analysis_markdown, artifact_key, results_table
+from linac_qa.records.summary import Notification, RunSummary
+from linac_qa.run import Run
 
 
 # Analyses are scheduled on the worker pool before any subflow starts, so no core idles between

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from linac_qa.analyses import REGISTRY
 from linac_qa.analyses.base import analyze_parameters, to_pylinac_kwargs
+from linac_qa.intake.routing import IGNORE, RoutingRule, rule_attributes
 from linac_qa.notify.settings import EmailSettings
-from linac_qa.routing import IGNORE, RoutingRule, rule_attributes
 from linac_qa.sections import AnalysisSettings, Keyword, Section
 
 # Keys that look like secrets (these words anywhere in the key: `smtp-password`, `access_token`) are

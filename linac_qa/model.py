@@ -72,7 +72,7 @@ class ClassifiedFile(Record):
     zip_members: tuple[str, ...] = ()  # DICOM members of a zip, in archive order
     variant: dict[str, Any] = Field(default_factory=dict)  # options a routing rule gave
     # Nothing names this file's test (no rule, no keyword): its route, or its being ignored, comes
-    # from what it holds, so a named neighbour may claim it (linac_qa.grouping).
+    # from what it holds, so a named neighbour may claim it (linac_qa.grouping.plan).
     by_content: bool = False
 
     @property

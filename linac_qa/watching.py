@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from linac_qa.config import Settings
-from linac_qa.discovery import discover
-from linac_qa.grouping import folder_of
-from linac_qa.ledger import Ledger
-from linac_qa.session import DirectoryBusy
-from linac_qa.sources import scan_sources
+from linac_qa.grouping.plan import folder_of
+from linac_qa.intake.discovery import discover
+from linac_qa.intake.sources import scan_sources
+from linac_qa.records.ledger import Ledger
+from linac_qa.run import DirectoryBusy
 
 log = logging.getLogger(__name__)
 

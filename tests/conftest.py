@@ -134,8 +134,8 @@ REGISTERED_INPUTS: dict[Path, dict[str, str]] = {}
 def input_checksums(root: Path) -> dict[str, str]:
     """SHA-256 of every input under `root`: not our outputs, not `.linac-qa/`, not temporaries. Links
     are described, never followed; named pipes are not opened."""
-    from linac_qa.ledger import STATE_DIR
-    from linac_qa.outputs import is_temporary
+    from linac_qa.records.ledger import STATE_DIR
+    from linac_qa.records.outputs import is_temporary
 
     found: dict[str, str] = {}
     for folder, dirnames, filenames in os.walk(root, followlinks=False):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from linac_qa import synthetic
-from linac_qa.classify import classify_files
 from linac_qa.config import load_settings
-from linac_qa.discovery import discover
-from linac_qa.grouping import group_context, plan
-from linac_qa.ledger import Ledger
-from linac_qa.runner import Job, JobOutcome
-from linac_qa.session import Run
+from linac_qa.execution.runner import Job, JobOutcome
+from linac_qa.grouping.plan import group_context, plan
+from linac_qa.intake.classify import classify_files
+from linac_qa.intake.discovery import discover
+from linac_qa.records.ledger import Ledger
+from linac_qa.run import Run
+from linac_qa.testing import synthetic
 
 
 def starshot_jobs(tmp_path: Path, count: int = 1) -> list[Job]:

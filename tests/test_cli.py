@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from linac_qa import synthetic
+from linac_qa.testing import synthetic
 from tests.conftest import run_cli
 
 

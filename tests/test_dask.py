@@ -24,8 +24,9 @@ pytest.importorskip("distributed")
 
 from distributed import LocalCluster
 
-from linac_qa import dask_pool, synthetic
-from linac_qa.dask_pool import DaskPool, DaskUnavailable
+from linac_qa.execution import dask_pool
+from linac_qa.execution.dask_pool import DaskPool, DaskUnavailable
+from linac_qa.testing import synthetic
 from tests.conftest import free_port, register_inputs, run_cli
 from tests.jobs import Recorder, starshot_jobs
 
@@ -168,7 +169,8 @@ def build_corpus(root: Path) -> None:
     """A small corpus that still has every kind of verdict: images that pass and fail, a zipped
     Winston-Lutz session (extracted in the run's scratch folder, on the shared folder), an error
     decided in the worker, one decided before it, and a file that is not QA. (The whole demo drop,
-    `python -m linac_qa.demo`, gives the same verdicts both ways too, but takes over a minute a run.)"""
+    `python -m linac_qa.testing.demo`, gives the same verdicts both ways too, but takes over a minute
+    a run.)"""
     s = synthetic
     s.starshot(root / "RI.QA.Starshot_TrueBeam1_A.dcm", wobble_mm=0.1)
     s.starshot(root / "RI.QA.Starshot_TrueBeam1_B.dcm", wobble_mm=0.9, seed=1)

@@ -22,8 +22,8 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from deployments.generate import prefect_yaml
 from deployments.machines import ENTRYPOINT, WATCH_ENTRYPOINT, load_machines, parse_machines
-from linac_qa import synthetic
 from linac_qa.config import ConfigError, load_settings
+from linac_qa.testing import synthetic
 from tests.conftest import ROOT, register_inputs
 from tests.mailbox import Mailbox
 

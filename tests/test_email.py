@@ -26,15 +26,15 @@ from typing import Any
 
 import pytest
 
-from linac_qa import synthetic
 from linac_qa.config import ConfigError, load_settings
-from linac_qa.ledger import Ledger
 from linac_qa.model import AnalysisResult, Status
 from linac_qa.notify.message import run_messages
 from linac_qa.notify.outbox import LAST_ACQUISITION, queue_run_mail
 from linac_qa.notify.send import MailError, Server, deliver_pending, describe_error
 from linac_qa.notify.settings import EmailSettings
-from linac_qa.summary import RunSummary
+from linac_qa.records.ledger import Ledger
+from linac_qa.records.summary import RunSummary
+from linac_qa.testing import synthetic
 from tests.conftest import ROOT, free_port, register_inputs, run_cli
 from tests.mailbox import Mailbox, running
 

@@ -21,11 +21,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from linac_qa import synthetic
-from linac_qa.classify import classify_file, classify_files
 from linac_qa.config import Settings, load_settings
-from linac_qa.grouping import group_context, plan
+from linac_qa.grouping.plan import group_context, plan
+from linac_qa.intake.classify import classify_file, classify_files
 from linac_qa.model import ClassifiedFile, Status
+from linac_qa.testing import synthetic
 
 # Names with and without QA keywords, spaces, non-ASCII and no extension: the keyword decides
 # between `error` and `ignored`, so both paths are fuzzed.

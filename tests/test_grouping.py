@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from linac_qa import synthetic_logs, synthetic_vmat
-from linac_qa.classify import classify_files
 from linac_qa.config import load_settings
-from linac_qa.grouping import Plan, group_context, plan
+from linac_qa.grouping.plan import Plan, group_context, plan
+from linac_qa.intake.classify import classify_files
+from linac_qa.testing import synthetic_logs, synthetic_vmat
 
 SETTINGS = load_settings(text="general:\n  settle-seconds: 0\n")
 PATIENT = "PAT123456"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from linac_qa import synthetic
+from linac_qa.testing import synthetic
 from tests.conftest import ROOT, CliRun, input_checksums, register_inputs
 
 pytestmark = pytest.mark.e2e

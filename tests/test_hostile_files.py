@@ -20,16 +20,17 @@ from pathlib import Path
 import psutil
 import pytest
 
-from linac_qa import outputs, synthetic
-from linac_qa.classify import classify_files
 from linac_qa.config import ConfigError, Settings, load_settings
-from linac_qa.discovery import discover
-from linac_qa.grouping import group_context, plan
-from linac_qa.ledger import Ledger
+from linac_qa.execution.runner import run_job
+from linac_qa.grouping.plan import group_context, plan
+from linac_qa.intake.classify import classify_files
+from linac_qa.intake.discovery import discover
 from linac_qa.model import Acquisition, Status
-from linac_qa.outputs import distinct_stems, is_temporary, temporary_name
-from linac_qa.runner import run_job
-from linac_qa.session import DirectoryBusy, Run, UsageError, directory_lock, resolve_directory
+from linac_qa.records import outputs
+from linac_qa.records.ledger import Ledger
+from linac_qa.records.outputs import distinct_stems, is_temporary, temporary_name
+from linac_qa.run import DirectoryBusy, Run, UsageError, directory_lock, resolve_directory
+from linac_qa.testing import synthetic
 from tests.conftest import ROOT
 
 QUICK = "general:\n  settle-seconds: 0\n"
@@ -259,7 +260,7 @@ def test_a_link_planted_in_the_state_folder_stops_the_run_before_any_write(
 HOLDER = """
 import sys, time
 from pathlib import Path
-from linac_qa.session import directory_lock
+from linac_qa.run import directory_lock
 with directory_lock(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(600)
@@ -289,7 +290,7 @@ def test_the_lock_of_a_killed_run_is_released(tmp_path: Path) -> None:
 POOL_PARENT = """
 import multiprocessing, os, time
 from pebble import ProcessPool
-from linac_qa.worker_start import init_worker
+from linac_qa.execution.worker_start import init_worker
 if __name__ == "__main__":
     spawn = multiprocessing.get_context("spawn")
     pool = ProcessPool(max_workers=1, initializer=init_worker, initargs=(os.getpid(),), context=spawn)

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from linac_qa import synthetic
 from linac_qa.config import ConfigError, Settings, load_settings
-from linac_qa.discovery import discover
-from linac_qa.grouping import group_context, plan
-from linac_qa.ledger import Ledger
+from linac_qa.grouping.plan import group_context, plan
+from linac_qa.intake.discovery import discover
 from linac_qa.model import Status
-from linac_qa.session import DirectoryBusy, Run, directory_lock, resolve_directory
-from linac_qa.summary import skipped_counts
+from linac_qa.records.ledger import Ledger
+from linac_qa.records.summary import skipped_counts
+from linac_qa.run import DirectoryBusy, Run, directory_lock, resolve_directory
+from linac_qa.testing import synthetic
 from tests.conftest import run_cli
 
 QUICK = "general:\n  settle-seconds: 0\n"
@@ -86,7 +86,7 @@ def test_dry_run_shows_a_name_that_is_not_utf8_escaped(tmp_path: Path) -> None:
 
 @posix_names
 def test_a_source_file_whose_name_is_not_utf8_is_copied_once(tmp_path: Path) -> None:
-    from linac_qa.sources import copy_from_sources
+    from linac_qa.intake.sources import copy_from_sources
 
     tds, qa = tmp_path / "Treatment", tmp_path / "qa"
     tds.mkdir()

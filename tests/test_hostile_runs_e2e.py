@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from linac_qa import synthetic
+from linac_qa.testing import synthetic
 from tests.conftest import register_inputs, run_cli
 from tests.test_hostile_folders import BAD_FILE, BAD_FOLDER, odd_folder
 

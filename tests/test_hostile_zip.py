@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from linac_qa import synthetic
-from linac_qa.classify import classify_files
 from linac_qa.config import load_settings
-from linac_qa.grouping import group_context, plan
-from linac_qa.ledger import Ledger
+from linac_qa.execution.runner import Job, run_job, safe_extract_dicoms
+from linac_qa.grouping.plan import group_context, plan
+from linac_qa.intake.classify import classify_files
+from linac_qa.intake.zipsafe import ZipLimits, ZipRefused
 from linac_qa.model import Acquisition, Status
-from linac_qa.runner import Job, run_job, safe_extract_dicoms
-from linac_qa.session import Run
-from linac_qa.zipsafe import ZipLimits, ZipRefused
+from linac_qa.records.ledger import Ledger
+from linac_qa.run import Run
+from linac_qa.testing import synthetic
 
 QUICK = "general:\n  settle-seconds: 0\n"
 ESCAPING = [
@@ -160,7 +160,7 @@ def test_classification_reads_a_bounded_part_of_each_member(tmp_path: Path) -> N
 
 
 def test_many_members_are_refused(tmp_path: Path) -> None:
-    from linac_qa import zipsafe
+    from linac_qa.intake import zipsafe
 
     archive = write_zip(tmp_path / "WL_many.zip", [(f"{i}.dcm", b"") for i in range(30)])
     with zipfile.ZipFile(archive) as zf, pytest.raises(ZipRefused, match="30 members"):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from linac_qa.keywords import best_match, matches, nominal_field_mm, tokens
+from linac_qa.intake.keywords import best_match, matches, nominal_field_mm, tokens
 
 
 @pytest.mark.parametrize(

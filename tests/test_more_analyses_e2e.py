@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from linac_qa import (
+from linac_qa.testing import (
     synthetic,
     synthetic_ct,
     synthetic_logs,

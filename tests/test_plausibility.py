@@ -27,21 +27,21 @@ from typing import Any
 import pytest
 
 from flows.cli import _closing_line
-from linac_qa import synthetic, synthetic_ct, synthetic_logs, synthetic_planar, synthetic_vmat
 from linac_qa.analyses import REGISTRY
 from linac_qa.analyses.base import AnalysisType, Inputs
 from linac_qa.analyses.cbct import CTCriteria, _catphan_only, _judge_by_pylinac_flags
-from linac_qa.classify import classify_files
+from linac_qa.analyses.criteria import Flag, Implausible, Limit, Verdict, judge
 from linac_qa.config import Settings, load_settings
-from linac_qa.criteria import Flag, Implausible, Limit, Verdict, judge
-from linac_qa.discovery import discover
-from linac_qa.grouping import group_context, plan
-from linac_qa.ledger import Ledger
+from linac_qa.execution.runner import run_job
+from linac_qa.grouping.plan import group_context, plan
+from linac_qa.intake.classify import classify_files
+from linac_qa.intake.discovery import discover
 from linac_qa.model import Acquisition, AnalysisResult, Status
-from linac_qa.reporting import verdict_line
-from linac_qa.runner import run_job
-from linac_qa.session import Run
-from linac_qa.summary import RunSummary
+from linac_qa.records.ledger import Ledger
+from linac_qa.records.reporting import verdict_line
+from linac_qa.records.summary import RunSummary
+from linac_qa.run import Run
+from linac_qa.testing import synthetic, synthetic_ct, synthetic_logs, synthetic_planar, synthetic_vmat
 
 QUICK = "general:\n  settle-seconds: 0\n"
 

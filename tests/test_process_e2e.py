@@ -15,7 +15,7 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from linac_qa import synthetic
+from linac_qa.testing import synthetic
 from tests.conftest import register_inputs, run_cli
 
 pytestmark = pytest.mark.e2e

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from linac_qa.classify import classify_files
 from linac_qa.config import Settings, load_settings
-from linac_qa.grouping import group_context, plan
-from linac_qa.ledger import Ledger
+from linac_qa.execution.runner import run_job
+from linac_qa.grouping.plan import group_context, plan
+from linac_qa.intake.classify import classify_files
 from linac_qa.model import AnalysisResult, Status
-from linac_qa.runner import run_job
-from linac_qa.session import Run
-from linac_qa.synthetic_profiler import profiler_field
+from linac_qa.records.ledger import Ledger
+from linac_qa.run import Run
+from linac_qa.testing.synthetic_profiler import profiler_field
 
 SETTINGS = load_settings(text="general:\n  settle-seconds: 0\n")
 

@@ -21,11 +21,11 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from linac_qa import synthetic, synthetic_ct, synthetic_vmat
-from linac_qa.classify import classify_files
 from linac_qa.config import ConfigError, Settings, load_settings
-from linac_qa.grouping import Plan, group_context, plan
-from linac_qa.headers import looks_like_dicom, read_header
+from linac_qa.grouping.plan import Plan, group_context, plan
+from linac_qa.intake.classify import classify_files
+from linac_qa.intake.headers import looks_like_dicom, read_header
+from linac_qa.testing import synthetic, synthetic_ct, synthetic_vmat
 
 SETTINGS = load_settings(text="general:\n  settle-seconds: 0\n")
 
@@ -127,7 +127,7 @@ def test_the_type_named_only_by_a_folder_or_the_qa_patient(tmp_path: Path) -> No
     assert pf.reason == "'picket fence' in the folder name 'Picket Fence'"  # type: ignore[attr-defined]
     wl = found["Z20190814/RI.Z2.MV_0_0a.dcm"]
     assert wl.analysis == "winston-lutz" and "PatientName 'LUTZ^WINSTON'" in wl.reason  # type: ignore[attr-defined]
-    nothing = found["Misc/RI.Z3.MV_0_0a.dcm"]  # named by nothing: its pixels decide (linac_qa.recognise)
+    nothing = found["Misc/RI.Z3.MV_0_0a.dcm"]  # named by nothing: its pixels decide (intake.recognise)
     assert nothing.by_content and nothing.reason == "recognised by content: starshot, 8 spokes"  # type: ignore[attr-defined]
 
 
@@ -285,9 +285,9 @@ def test_pylinac_analyses_a_bare_implicit_vr_image_and_a_winston_lutz_set_over_f
     tmp_path: Path,
 ) -> None:
     """The worker job, as a run makes it, on files as older exports write them."""
-    from linac_qa.ledger import Ledger
-    from linac_qa.runner import run_job
-    from linac_qa.session import Run
+    from linac_qa.execution.runner import run_job
+    from linac_qa.records.ledger import Ledger
+    from linac_qa.run import Run
 
     star = synthetic.starshot(tmp_path / "Starshot" / "IM0001", wobble_mm=0.1)
     rewrite(star, preamble=False, RTImageLabel="MV_0_0a", SeriesDescription=None, RTImageName=None)

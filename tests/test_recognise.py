@@ -19,12 +19,12 @@ from pylinac.core.image_generator import (
 )
 from pylinac.core.image_generator.layers import Layer
 
-from linac_qa.classify import classify_file, classify_files
 from linac_qa.config import load_settings
-from linac_qa.grouping import group_context, plan
+from linac_qa.grouping.plan import group_context, plan
+from linac_qa.intake.classify import classify_file, classify_files
+from linac_qa.intake.recognise import Kind, recognise
 from linac_qa.model import Status
-from linac_qa.recognise import Kind, recognise
-from linac_qa.synthetic import (
+from linac_qa.testing.synthetic import (
     DEFAULT_WHEN,
     SeededNoiseLayer,
     WinstonLutzSession,
@@ -36,7 +36,7 @@ from linac_qa.synthetic import (
     starshot,
     truncated_dicom,
 )
-from linac_qa.synthetic_vmat import vmat_pair
+from linac_qa.testing.synthetic_vmat import vmat_pair
 
 # The small AS500 panel where a test allows it; pylinac's VMAT generator here draws on the AS1000.
 RECOGNISABLE: dict[str, tuple[Kind, str]] = {

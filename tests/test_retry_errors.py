@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from linac_qa import versions
-from linac_qa.classify import classify_files
 from linac_qa.config import Settings, load_settings
-from linac_qa.discovery import Discovery, discover
-from linac_qa.grouping import group_context, plan
-from linac_qa.ledger import Ledger
+from linac_qa.grouping.plan import group_context, plan
+from linac_qa.intake.classify import classify_files
+from linac_qa.intake.discovery import Discovery, discover
 from linac_qa.model import AnalysisResult, Status
-from linac_qa.session import Run
+from linac_qa.records import versions
+from linac_qa.records.ledger import Ledger
+from linac_qa.run import Run
 from tests.conftest import run_cli
 
 QUICK = "general:\n  settle-seconds: 0\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from linac_qa import synthetic
+from linac_qa.testing import synthetic
 from tests.conftest import register_inputs, run_cli
 
 pytestmark = pytest.mark.e2e

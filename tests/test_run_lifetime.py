@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from linac_qa import synthetic
+from linac_qa.testing import synthetic
 from tests.conftest import ROOT, CliRun, free_port, register_inputs, run_cli
 
 Tree = list[psutil.Process]

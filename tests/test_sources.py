@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from linac_qa.config import ConfigError, load_settings
-from linac_qa.ledger import Ledger
-from linac_qa.outputs import is_temporary
-from linac_qa.sources import copy_from_sources, scan_sources
+from linac_qa.intake.sources import copy_from_sources, scan_sources
+from linac_qa.records.ledger import Ledger
+from linac_qa.records.outputs import is_temporary
 from tests.conftest import input_checksums
 
 OLD = time.time() - 3600

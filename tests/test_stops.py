@@ -25,17 +25,17 @@ from pathlib import Path
 import psutil
 import pytest
 
-from linac_qa import synthetic
-from linac_qa.classify import classify_files
 from linac_qa.config import Settings, load_settings
-from linac_qa.discovery import discover
-from linac_qa.grouping import group_context, plan
-from linac_qa.ledger import Ledger
+from linac_qa.execution.runner import run_job
+from linac_qa.grouping.plan import group_context, plan
+from linac_qa.intake.classify import classify_files
+from linac_qa.intake.discovery import discover
 from linac_qa.model import AnalysisResult, Status
 from linac_qa.notify.outbox import mail_outcome, queue_run_mail
 from linac_qa.notify.send import deliver_pending
-from linac_qa.runner import run_job
-from linac_qa.session import Run
+from linac_qa.records.ledger import Ledger
+from linac_qa.run import Run
+from linac_qa.testing import synthetic
 from tests.conftest import ROOT, register_inputs, run_cli
 from tests.mailbox import Mailbox, Received, running
 from tests.test_email import Log, smtp_to
@@ -159,7 +159,7 @@ def test_a_message_taken_by_the_server_as_its_run_died_is_resent_after_the_grace
     with running(box):
         code = (
             "import sys; from pathlib import Path\n"
-            "from linac_qa.ledger import Ledger\n"
+            "from linac_qa.records.ledger import Ledger\n"
             "from linac_qa.notify.send import deliver_pending\n"
             "from tests.test_email import Log, smtp_to\n"
             "deliver_pending(Ledger.open(Path(sys.argv[1])), smtp_to(int(sys.argv[2])), 'run-2', Log())\n"
@@ -282,7 +282,7 @@ def _rows(ledger: Path) -> list[tuple[list[str], str, str]]:
 STARTING_WORKER_PARENT = """
 import multiprocessing, os, signal, time
 from pebble import ProcessPool
-from linac_qa.worker_start import init_worker
+from linac_qa.execution.worker_start import init_worker
 if __name__ == "__main__":
     spawn = multiprocessing.get_context("spawn")
     pool = ProcessPool(max_workers=1, initializer=init_worker, initargs=(os.getpid(),), context=spawn)
@@ -320,8 +320,8 @@ def test_a_worker_still_starting_when_its_run_is_killed_exits(tmp_path: Path) ->
 
 def test_an_interrupted_runs_results_come_back_from_the_ledger_as_they_were_judged(tmp_path: Path) -> None:
     """The e-mail a later run writes for a run that died counts that run's passes as passes."""
-    from linac_qa import versions
-    from linac_qa.ledger import FileStamp
+    from linac_qa.records import versions
+    from linac_qa.records.ledger import FileStamp
 
     ledger = Ledger.open(tmp_path)
     ledger.start_run("died", dt.datetime.now(dt.UTC))

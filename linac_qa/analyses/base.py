@@ -3,7 +3,7 @@
 
 The verbs follow pylinac's own: `load` builds the pylinac object, `analyze_kwargs` says what its
 `analyze()` gets, `judge` turns the analysed object into a verdict with numbers, `save_image` writes
-the analysed image. `linac_qa.runner` does the rest (outputs, provenance, errors) once for all.
+the analysed image. `linac_qa.execution.runner` does the rest (outputs, provenance, errors) once for all.
 
 Every `judge` first checks that the analysis found what it must (`criteria.require_plausible`),
 then builds its verdict with `criteria.judge`, which never skips a configured criterion silently.
@@ -25,7 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from linac_qa.criteria import Verdict
+from linac_qa.analyses.criteria import Verdict
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile
 from linac_qa.sections import AnalysisSettings
 

@@ -24,8 +24,8 @@ from linac_qa.analyses.base import (
     one_of,
     results_data,
 )
-from linac_qa.criteria import Flag, Limit, is_number, judge, require_plausible, rounded
-from linac_qa.keywords import best_match
+from linac_qa.analyses.criteria import Flag, Limit, is_number, judge, require_plausible, rounded
+from linac_qa.intake.keywords import best_match
 from linac_qa.model import Acquisition, ClassifiedFile, Metric
 from linac_qa.sections import AnalysisSettings, Keyword, Section
 

@@ -21,8 +21,8 @@ from linac_qa.analyses.base import (
     results_data,
     strict_bool,
 )
-from linac_qa.criteria import Limit, is_number, judge, require_plausible, rounded
-from linac_qa.keywords import any_match
+from linac_qa.analyses.criteria import Limit, is_number, judge, require_plausible, rounded
+from linac_qa.intake.keywords import any_match
 from linac_qa.model import Acquisition, ClassifiedFile
 from linac_qa.sections import AnalysisSettings, Keyword, Section
 

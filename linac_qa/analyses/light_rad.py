@@ -9,8 +9,8 @@ from pydantic import Field
 from pylinac import SNCFSQA, DoselabRLf, IsoAlign, StandardImagingFC2
 
 from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, results_data
-from linac_qa.criteria import Limit, is_number, judge, require_plausible, rounded
-from linac_qa.keywords import nominal_field_mm
+from linac_qa.analyses.criteria import Limit, is_number, judge, require_plausible, rounded
+from linac_qa.intake.keywords import nominal_field_mm
 from linac_qa.model import Acquisition, ClassifiedFile
 from linac_qa.sections import AnalysisSettings, Keyword, Section
 

@@ -20,7 +20,7 @@ from pydantic import Field
 from pylinac.log_analyzer import TreatmentType, load_log
 
 from linac_qa.analyses.base import AnalysisType, Claim, GroupContext, Grouped, Inputs, Verdict
-from linac_qa.criteria import Limit, judge, require_plausible, rounded
+from linac_qa.analyses.criteria import Limit, judge, require_plausible, rounded
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Metric, Status
 from linac_qa.sections import AnalysisSettings, Section
 

@@ -9,7 +9,7 @@ from pylinac import PicketFence
 from pylinac.picketfence import MLC
 
 from linac_qa.analyses.base import AnalysisType, Inputs, VariantChecks, Verdict, enum_member, results_data
-from linac_qa.criteria import Limit, expected_count, judge, require_plausible
+from linac_qa.analyses.criteria import Limit, expected_count, judge, require_plausible
 from linac_qa.model import Acquisition
 from linac_qa.sections import AnalysisSettings, Keyword
 

@@ -25,8 +25,8 @@ from pylinac import (
 )
 
 from linac_qa.analyses.base import AnalysisType, Inputs, VariantChecks, Verdict, mtf_at, one_of, results_data
-from linac_qa.criteria import Limit, judge, require_plausible, rounded
-from linac_qa.keywords import best_match
+from linac_qa.analyses.criteria import Limit, judge, require_plausible, rounded
+from linac_qa.intake.keywords import best_match
 from linac_qa.model import Acquisition, ClassifiedFile, Metric
 from linac_qa.sections import AnalysisSettings, Keyword, Section
 

@@ -9,7 +9,7 @@ from pydantic import Field
 from pylinac import Starshot
 
 from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, results_data
-from linac_qa.criteria import Limit, expected_count, judge, require_plausible
+from linac_qa.analyses.criteria import Limit, expected_count, judge, require_plausible
 from linac_qa.model import Acquisition, ClassifiedFile
 from linac_qa.sections import AnalysisSettings, Keyword
 

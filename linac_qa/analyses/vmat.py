@@ -28,11 +28,11 @@ from linac_qa.analyses.base import (
     one_of,
     results_data,
 )
-from linac_qa.criteria import Limit, judge, require_plausible, rounded
-from linac_qa.keywords import best_match
+from linac_qa.analyses.criteria import Limit, judge, require_plausible, rounded
+from linac_qa.grouping.image_sets import session_acquisition, session_sets
+from linac_qa.intake.keywords import best_match
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Status
 from linac_qa.sections import AnalysisSettings, Keyword
-from linac_qa.sessions import session_acquisition, session_sets
 
 TESTS: dict[str, Any] = {"DRGS": DRGS, "DRMLC": DRMLC, "DRCS": DRCS}
 # What names each test: Varian's RapidArc QA calls DRMLC "T3 MLC speed" and DRGS "T2 DR GS".

@@ -10,7 +10,7 @@ from pydantic import Field
 from pylinac import WinstonLutz
 
 from linac_qa.analyses.base import AnalysisType, Grouping, Inputs, Verdict, results_data
-from linac_qa.criteria import Limit, is_number, judge, require_plausible
+from linac_qa.analyses.criteria import Limit, is_number, judge, require_plausible
 from linac_qa.model import Acquisition
 from linac_qa.sections import AnalysisSettings, Keyword, Section
 

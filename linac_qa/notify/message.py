@@ -20,8 +20,8 @@ from pathlib import Path
 
 from linac_qa.model import AnalysisResult, Status
 from linac_qa.notify.settings import EmailSettings
-from linac_qa.reporting import acquisition_label, problems_first
-from linac_qa.summary import RunSummary
+from linac_qa.records.reporting import acquisition_label, problems_first
+from linac_qa.records.summary import RunSummary
 
 MB = 1_000_000
 # Log file names carry patient identifiers: their acquisitions are named by type and date instead.

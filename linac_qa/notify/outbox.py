@@ -12,11 +12,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from linac_qa.faults import checkpoint
-from linac_qa.ledger import Ledger, Mail, NewMail, UnreportedRun
+from linac_qa.checkpoints import checkpoint
 from linac_qa.notify.message import Outgoing, counts, quiet_message, run_messages
 from linac_qa.notify.settings import EmailSettings
-from linac_qa.summary import Notification, RunSummary
+from linac_qa.records.ledger import Ledger, Mail, NewMail, UnreportedRun
+from linac_qa.records.summary import Notification, RunSummary
 
 LAST_ACQUISITION = "last-new-acquisition"  # when a run last found an acquisition (ISO 8601, UTC)
 QUIET_WARNED = "quiet-warning-for"  # the LAST_ACQUISITION value a quiet warning was written for

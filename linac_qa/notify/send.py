@@ -18,9 +18,9 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from linac_qa.faults import checkpoint
-from linac_qa.ledger import Ledger, Mail
+from linac_qa.checkpoints import checkpoint
 from linac_qa.notify.settings import EmailSettings
+from linac_qa.records.ledger import Ledger, Mail
 
 if TYPE_CHECKING:
     from prefect_email import EmailServerCredentials

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from linac_qa.synthetic import DEFAULT_WHEN, _key, _rng, _target
+from linac_qa.testing.synthetic import DEFAULT_WHEN, _key, _rng, _target
 
 __all__ = ["profiler_field"]
 

@@ -15,7 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from linac_qa.headers import PREAMBLE, looks_like_dicom
+from linac_qa.intake.headers import PREAMBLE, looks_like_dicom
 
 # A CBCT export is a few hundred slices; a million-entry central directory is an attack on our time.
 MAX_MEMBERS = 20_000

@@ -23,7 +23,16 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian
 from scipy import ndimage
 
-from linac_qa.synthetic import _IMPLEMENTATION_UID, _MACHINES, DEFAULT_WHEN, _key, _rng, _seed, _target, _uid
+from linac_qa.testing.synthetic import (
+    _IMPLEMENTATION_UID,
+    _MACHINES,
+    DEFAULT_WHEN,
+    _key,
+    _rng,
+    _seed,
+    _target,
+    _uid,
+)
 
 __all__ = ["CT_IMAGE_STORAGE", "CatPhanScan", "catphan504_series", "catphan504_zip"]
 

@@ -14,9 +14,9 @@ from typing import Any
 from linac_qa.analyses import REGISTRY
 from linac_qa.analyses.base import AnalysisType, GroupContext, Grouping
 from linac_qa.config import Settings
+from linac_qa.grouping.image_sets import session_acquisitions, unit_warnings
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Status
 from linac_qa.sections import AnalysisSettings
-from linac_qa.sessions import session_acquisitions, unit_warnings
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Which analysis a file belongs to, from what names it: explicit routing rules first, then keywords.
 
-Real exports name their test in many places. Keywords (whole tokens, `linac_qa.keywords`) are looked
+Real exports name their test in many places. Keywords (whole tokens, `linac_qa.intake.keywords`) are looked
 for in tiers, most specific first, and the first tier with a match decides:
 1. the file name and the DICOM labels that name an acquisition (DESIGN.md section 3; the longest
    keyword wins across them);
@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 from pydicom.datadict import tag_for_keyword
 
-from linac_qa.keywords import best_match, matches, normalise, tokens
+from linac_qa.intake.keywords import best_match, matches, normalise, tokens
 from linac_qa.model import DicomHeader
 from linac_qa.sections import Section
 

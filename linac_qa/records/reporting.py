@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 
 from linac_qa.model import AnalysisResult, Status
-from linac_qa.summary import RunSummary
+from linac_qa.records.summary import RunSummary
 
 MARKS = {Status.PASSED: "PASS", Status.FAILED: "FAIL", Status.ERROR: "ERROR", Status.IGNORED: "ignored"}
 NOT_JUDGED = "NOT JUDGED"

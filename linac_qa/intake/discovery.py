@@ -18,13 +18,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from linac_qa import versions
 from linac_qa.config import Settings
-from linac_qa.hashing import sha256_file
-from linac_qa.keywords import any_match
-from linac_qa.ledger import STATE_DIR, FileStamp, Known, Ledger
+from linac_qa.intake.hashing import sha256_file
+from linac_qa.intake.keywords import any_match
 from linac_qa.model import ClassifiedFile, SkipReason, Status
-from linac_qa.outputs import OUTPUT_EXTENSIONS, is_temporary
+from linac_qa.records import versions
+from linac_qa.records.ledger import STATE_DIR, FileStamp, Known, Ledger
+from linac_qa.records.outputs import OUTPUT_EXTENSIONS, is_temporary
 
 # Names of files still being written by a copy tool or browser.
 IN_PROGRESS_SUFFIXES = (".part", ".partial", ".crdownload", ".filepart", ".tmp", ".download")

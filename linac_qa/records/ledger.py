@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from linac_qa.model import AnalysisResult
-from linac_qa.versions import Provenance
+from linac_qa.records.versions import Provenance
 
 STATE_DIR = ".linac-qa"
 SCHEMA = """

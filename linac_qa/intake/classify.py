@@ -1,5 +1,5 @@
 """Classification: which analysis a file belongs to, from its name, its DICOM header or its zip
-listing (pixels only for an RT image that nothing names: `linac_qa.recognise`); or why it is not QA
+listing (pixels only for an RT image that nothing names: `linac_qa.intake.recognise`); or why it is not QA
 data. Never raises for a bad file: every file leaves with a section or a status and a reason."""
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from pydicom.errors import InvalidDicomError
 
 from linac_qa.analyses import REGISTRY
 from linac_qa.config import Settings
-from linac_qa.headers import PREAMBLE, looks_like_dicom, read_header
+from linac_qa.intake.headers import PREAMBLE, looks_like_dicom, read_header
+from linac_qa.intake.recognise import recognise
+from linac_qa.intake.routing import IGNORE, Route, by_keywords, first_rule
+from linac_qa.intake.zipsafe import ZipLimits, ZipRefused, check_archive, file_members
 from linac_qa.model import ClassifiedFile, DicomHeader, Status
-from linac_qa.recognise import recognise
-from linac_qa.routing import IGNORE, Route, by_keywords, first_rule
-from linac_qa.zipsafe import ZipLimits, ZipRefused, check_archive, file_members
 
 IMAGE_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp"})
 ZIP_SUFFIXES = frozenset({".zip"})
@@ -95,7 +95,7 @@ def classify_file(directory: Path, rel: str, settings: Settings) -> ClassifiedFi
 def route(
     settings: Settings, rel: str, header: DicomHeader | None, labels: tuple[str, ...] = ()
 ) -> Route | None:
-    """A routing rule, else a keyword (`linac_qa.routing`); None when nothing names the test."""
+    """A routing rule, else a keyword (`linac_qa.intake.routing`); None when nothing names the test."""
     return first_rule(settings.routing, rel, header) or by_keywords(
         settings.keyword_candidates, rel, header, labels=labels
     )

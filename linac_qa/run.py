@@ -16,19 +16,19 @@ from typing import Protocol, runtime_checkable
 
 from filelock import FileLock, Timeout
 
-from linac_qa import versions
-from linac_qa.adopt import adopt
+from linac_qa.checkpoints import checkpoint
 from linac_qa.config import ConfigError, Settings
-from linac_qa.discovery import printable
-from linac_qa.faults import checkpoint
-from linac_qa.hashing import Hashed, hash_file
-from linac_qa.ledger import STATE_DIR, FileStamp, Ledger
+from linac_qa.execution.adopt import adopt
+from linac_qa.execution.runner import Job, JobOutcome
+from linac_qa.intake.discovery import printable
+from linac_qa.intake.hashing import Hashed, hash_file
+from linac_qa.intake.sources import NOT_FOUND, folder_problem
+from linac_qa.intake.zipsafe import ZipLimits
 from linac_qa.model import Acquisition, AnalysisResult
-from linac_qa.outputs import distinct_stems, remove_stale_temporaries, run_stamp
-from linac_qa.runner import Job, JobOutcome
-from linac_qa.sources import NOT_FOUND, folder_problem
-from linac_qa.summary import RunSummary, skipped_counts
-from linac_qa.zipsafe import ZipLimits
+from linac_qa.records import versions
+from linac_qa.records.ledger import STATE_DIR, FileStamp, Ledger
+from linac_qa.records.outputs import distinct_stems, remove_stale_temporaries, run_stamp
+from linac_qa.records.summary import RunSummary, skipped_counts
 
 # What the run writes in its state folder; a symbolic link planted under one of these names would
 # make the run write (or truncate) its target, anywhere.

@@ -43,9 +43,9 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any
 
-from linac_qa import versions
-from linac_qa.executor import OnDone, cancel, failed_outcome, stopping
-from linac_qa.runner import Job, JobOutcome, brief_error
+from linac_qa.execution.local_pool import OnDone, cancel, failed_outcome, stopping
+from linac_qa.execution.runner import Job, JobOutcome, brief_error
+from linac_qa.records import versions
 
 __all__ = ["CONNECT_TIMEOUT_SECONDS", "DaskPool", "DaskUnavailable"]
 
@@ -317,7 +317,7 @@ def _bootstrap(job: dict[str, Any], key: str, wanted: dict[str, str]) -> dict[st
     import socket
 
     try:
-        from linac_qa.dask_pool import run_on_worker
+        from linac_qa.execution.dask_pool import run_on_worker
     except ImportError as exc:
         return {
             "problem": f"the Dask worker on {socket.gethostname()} cannot import linac_qa"
@@ -337,7 +337,7 @@ def run_on_worker(job: dict[str, Any], key: str, wanted: dict[str, str]) -> dict
     import socket
     from pathlib import Path
 
-    from linac_qa.executor import _run
+    from linac_qa.execution.local_pool import _run
 
     host = socket.gethostname()
     here = {"linac-qa-flows": versions.linac_qa(), "pylinac": versions.pylinac()}

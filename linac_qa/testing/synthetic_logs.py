@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from linac_qa.synthetic import DEFAULT_WHEN, _key, _rng, _target, _uid
+from linac_qa.testing.synthetic import DEFAULT_WHEN, _key, _rng, _target, _uid
 
 __all__ = ["dynalog_pair", "trajectory_log"]
 

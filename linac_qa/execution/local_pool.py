@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pebble import ProcessExpired, ProcessPool
 
+from linac_qa.execution.runner import Job, JobOutcome, brief_error, run_job
+from linac_qa.execution.worker_start import init_worker
 from linac_qa.model import AnalysisResult, Status
-from linac_qa.runner import Job, JobOutcome, brief_error, run_job
-from linac_qa.worker_start import init_worker
 
 if TYPE_CHECKING:
     from linac_qa.config import GeneralSettings
@@ -144,7 +144,7 @@ def make_pool(general: GeneralSettings) -> Pool:
         return _Borrowed(_shared)
     pool: Pool
     if general.executor.dask_address:
-        from linac_qa.dask_pool import DaskPool
+        from linac_qa.execution.dask_pool import DaskPool
 
         pool = DaskPool(general.executor.dask_address, general.analysis_timeout_seconds)
     else:
@@ -355,7 +355,7 @@ def _why_workers_fail() -> str:
     """What stops a new worker: the interpreter it runs, or an import at its start (a worker's own
     error goes to the log, not to the pool)."""
     python = os.fsdecode(multiprocessing.spawn.get_executable())
-    probe = "import sys; sys.path[:0] = sys.argv[1:]; import linac_qa.executor"
+    probe = "import sys; sys.path[:0] = sys.argv[1:]; import linac_qa.execution.local_pool"
     try:
         started = subprocess.run(
             [python, "-c", probe, *sys.path], capture_output=True, text=True, timeout=300

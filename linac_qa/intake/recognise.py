@@ -34,7 +34,7 @@ An `OPEN_FIELD` is only "one large uniform field": whether it is a field-analysi
 open partner of a VMAT DMLC image is decided where images are grouped, from its neighbours
 (`field_mm` helps: VMAT open fields are the size of the DMLC field beside them).
 
-`linac_qa.classify` asks only about RT images that no rule or keyword routed: it routes a recognised
+`linac_qa.intake.classify` asks only about RT images that no rule or keyword routed: it routes a recognised
 one to `section` ("recognised by content: <detail>", with `variant`) and leaves the rest ignored
 ("RT image not recognised: <detail>"); both are marked `by_content`, so that the grouping may still
 give them to a named neighbour (an open image to the VMAT DMLC image of its series).

@@ -23,7 +23,7 @@ PREAMBLE = 128
 # The tags that name an acquisition, where keywords are looked for (DESIGN.md section 3).
 TEXT_TAGS = ("RTImageLabel", "RTImageName", "RTImageDescription", "SeriesDescription", "StudyDescription")
 # Where a QA export names its test when its labels do not: the QA patient, the plan and the beam.
-# Looked at after the labels and the folder names (linac_qa.routing).
+# Looked at after the labels and the folder names (linac_qa.intake.routing).
 PATIENT_TAGS = ("PatientName", "PatientID", "RTPlanLabel", "RTPlanName", "BeamName", "BeamDescription")
 MACHINE_TAGS = ("RadiationMachineName", "StationName", "DeviceSerialNumber")
 _TAGS = (

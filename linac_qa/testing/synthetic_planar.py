@@ -16,7 +16,7 @@ import numpy as np
 from pylinac.core.image_generator import AS1000Image, GaussianFilterLayer
 from pylinac.core.image_generator.layers import Layer, clip_add
 
-from linac_qa.synthetic import DEFAULT_WHEN, SeededNoiseLayer, _key, _rng, _save, stamp_rt_image
+from linac_qa.testing.synthetic import DEFAULT_WHEN, SeededNoiseLayer, _key, _rng, _save, stamp_rt_image
 
 __all__ = ["qc3_image"]
 

@@ -1,4 +1,4 @@
-"""Write a small synthetic nightly drop to try the tool on: `python -m linac_qa.demo DIR [--force]`.
+"""Write a small synthetic nightly drop to try the tool on: `python -m linac_qa.testing.demo DIR [--force]`.
 
 One morning of TrueBeam1 machine QA: picket fences (one passing, one with a sticking leaf), a
 Winston-Lutz folder that passes and a zipped session that fails, a starshot, 6X and 6FFF open
@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from linac_qa import synthetic
+from linac_qa.testing import synthetic
 
 MACHINE = "TrueBeam1"
 SETTLED_AGE_S = 300  # well beyond the default settle-seconds (30)
@@ -99,7 +99,7 @@ def write_demo(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m linac_qa.demo", description=(__doc__ or "").split("\n\n")[0]
+        prog="python -m linac_qa.testing.demo", description=(__doc__ or "").split("\n\n")[0]
     )
     parser.add_argument("directory", type=Path, help="where to write the demo files")
     parser.add_argument(

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path, PurePosixPath
 
-from linac_qa.ledger import STATE_DIR
 from linac_qa.model import Acquisition
+from linac_qa.records.ledger import STATE_DIR
 
 OUTPUT_EXTENSIONS = (".pdf", ".png", ".txt", ".json")
 _TEMP_MARK = ".lqa-tmp-"

@@ -10,7 +10,7 @@ import re
 from collections import Counter, defaultdict
 from pathlib import PurePosixPath
 
-from linac_qa.keywords import normalise
+from linac_qa.intake.keywords import normalise
 from linac_qa.model import Acquisition, ClassifiedFile
 
 

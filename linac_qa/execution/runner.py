@@ -18,17 +18,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from linac_qa import versions
 from linac_qa.analyses import REGISTRY
 from linac_qa.analyses.base import AnalysisType, Inputs, close_figures
-from linac_qa.criteria import Implausible, Verdict
-from linac_qa.faults import checkpoint, stall
-from linac_qa.hashing import hash_file
+from linac_qa.analyses.criteria import Implausible, Verdict
+from linac_qa.checkpoints import checkpoint, stall
+from linac_qa.intake.hashing import hash_file
+from linac_qa.intake.zipsafe import ZipLimits, safe_extract_dicoms
 from linac_qa.model import Acquisition, AnalysisResult, Status
-from linac_qa.outputs import display_path, keep_previous, output_paths, staged_outputs
-from linac_qa.reporting import mark
+from linac_qa.records import versions
+from linac_qa.records.outputs import display_path, keep_previous, output_paths, staged_outputs
+from linac_qa.records.reporting import mark
 from linac_qa.sections import AnalysisSettings
-from linac_qa.zipsafe import ZipLimits, safe_extract_dicoms
 
 __all__ = ["Job", "JobOutcome", "brief_error", "combined_sha256", "run_job", "safe_extract_dicoms"]
 

@@ -17,11 +17,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from linac_qa import versions
-from linac_qa.hashing import hash_file
+from linac_qa.execution.runner import COMMIT_ORDER, Job, JobOutcome, combined_sha256
+from linac_qa.intake.hashing import hash_file
 from linac_qa.model import AnalysisResult, Status
-from linac_qa.outputs import display_path, output_paths
-from linac_qa.runner import COMMIT_ORDER, Job, JobOutcome, combined_sha256
+from linac_qa.records import versions
+from linac_qa.records.outputs import display_path, output_paths
 
 _JUDGED = (Status.PASSED, Status.FAILED)
 

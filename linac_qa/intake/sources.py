@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from linac_qa.config import Settings
-from linac_qa.discovery import IN_PROGRESS_SUFFIXES, printable
-from linac_qa.hashing import sha256_file
-from linac_qa.ledger import FileStamp, Ledger
-from linac_qa.outputs import temporary_name
+from linac_qa.intake.discovery import IN_PROGRESS_SUFFIXES, printable
+from linac_qa.intake.hashing import sha256_file
+from linac_qa.records.ledger import FileStamp, Ledger
+from linac_qa.records.outputs import temporary_name
 
 
 @dataclass(frozen=True)

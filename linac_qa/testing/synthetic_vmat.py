@@ -19,7 +19,7 @@ from pylinac.core.image_generator import AS1000Image, FilteredFieldLayer, Gaussi
 from pylinac.core.image_generator.layers import Layer
 from scipy.special import erf
 
-from linac_qa.synthetic import DEFAULT_WHEN, SeededNoiseLayer, _key, _rng, _save, stamp_rt_image
+from linac_qa.testing.synthetic import DEFAULT_WHEN, SeededNoiseLayer, _key, _rng, _save, stamp_rt_image
 
 __all__ = ["DmlcContent", "VmatTest", "vmat_pair"]
 

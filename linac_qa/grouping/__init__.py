@@ -1,0 +1,1 @@
+"""Grouping: classified files become acquisitions (single images and image sets)."""
