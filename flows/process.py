@@ -22,7 +22,7 @@ from flows.tasks import (
     scheduled_analyses,
     send_notifications,
 )
-from linac_qa.execution.local_pool import make_pool
+from linac_qa.execution.pools import make_pool
 from linac_qa.grouping.plan import group_context, plan
 from linac_qa.intake.discovery import mark_identical_done
 from linac_qa.records.ledger import Ledger

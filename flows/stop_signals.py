@@ -16,7 +16,7 @@ import signal
 import threading
 from types import TracebackType
 
-from linac_qa.execution.local_pool import abandon_all
+from linac_qa.execution.pool_base import abandon_all
 
 STOPS = (signal.SIGINT, signal.SIGTERM)
 

@@ -20,7 +20,8 @@ from prefect.states import Completed
 
 from blocks.machine_config import run_settings
 from flows.process import process_directory
-from linac_qa.execution.local_pool import request_stop, shared_pool
+from linac_qa.execution.pool_base import request_stop
+from linac_qa.execution.pools import shared_pool
 from linac_qa.run import Listener, resolve_directory, watch_lock
 from linac_qa.watching import stop_watching, watch
 

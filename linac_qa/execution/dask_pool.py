@@ -43,7 +43,7 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any
 
-from linac_qa.execution.local_pool import OnDone, cancel, failed_outcome, stopping
+from linac_qa.execution.pool_base import OnDone, cancel, failed_outcome, run_serialised, stopping
 from linac_qa.execution.runner import Job, JobOutcome, brief_error
 from linac_qa.records import versions
 
@@ -151,6 +151,11 @@ class DaskPool:
         for entry in waiting.values():
             cancel(entry.promise)
         return len(waiting)
+
+    def abandon(self) -> None:
+        """The process is ending on a stop signal: the waiting analyses never start. Dask cannot end
+        a running thread: those in progress go on in their workers, unrecorded."""
+        self.cancel_pending()
 
     def close(self) -> None:
         """Waits for the analyses still running (each bounded by its time limit), then lets go of
@@ -332,12 +337,10 @@ _worker_ready = False
 
 
 def run_on_worker(job: dict[str, Any], key: str, wanted: dict[str, str]) -> dict[str, Any]:
-    """One job in a Dask worker: the same `_run` as a local worker process, after checking that this
-    worker can do it as the run would."""
+    """One job in a Dask worker: the same `run_serialised` as a local worker process, after checking
+    that this worker can do it as the run would."""
     import socket
     from pathlib import Path
-
-    from linac_qa.execution.local_pool import _run
 
     host = socket.gethostname()
     here = {"linac-qa-flows": versions.linac_qa(), "pylinac": versions.pylinac()}
@@ -354,7 +357,7 @@ def run_on_worker(job: dict[str, Any], key: str, wanted: dict[str, str]) -> dict
     with _worker_lock:
         _prepare_worker()
         _announce_start(key)
-        return _run(job)
+        return run_serialised(job)
 
 
 def _prepare_worker() -> None:

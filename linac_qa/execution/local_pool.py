@@ -15,148 +15,23 @@ import os
 import subprocess
 import sys
 import threading
-import weakref
-from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
-from linac_qa.execution.runner import Job, JobOutcome, brief_error, run_job
+from linac_qa.execution.pool_base import OnDone, cancel, failed_outcome, run_serialised, stopping
+from linac_qa.execution.runner import Job, JobOutcome, brief_error
 from linac_qa.execution.worker_start import init_worker
-from linac_qa.model import AnalysisResult, Status
-
-if TYPE_CHECKING:
-    from linac_qa.config import GeneralSettings
-
-OnDone = Callable[[Job, JobOutcome], None]
-
-
-# Set when the process is asked to stop (a watch's Ctrl-C): no new analysis starts, in any pool.
-_stopping = threading.Event()
-_live_pools: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def request_stop() -> int:
-    """Lets the analyses in progress finish and cancels the ones waiting, in every pool of this
-    process; returns how many were cancelled. Their files are not recorded, so the next run
-    analyses them."""
-    _stopping.set()
-    return sum(pool.cancel_pending() for pool in list(_live_pools))
-
-
-def abandon_all() -> None:
-    """The process is ending on a stop signal: every pool of it does what its block does when the
-    signal's exception reaches it (waiting analyses never start, local workers are ended, nothing
-    unfinished is recorded)."""
-    _stopping.set()
-    for pool in list(_live_pools):
-        if isinstance(pool, AnalysisPool):
-            pool.abandon()
-        else:
-            pool.cancel_pending()
 
 
 def _started() -> None:
     """Nothing: scheduling it starts the pool's workers."""
 
 
-def _run(job: dict[str, Any]) -> dict[str, Any]:
-    return run_job(Job.model_validate(job)).model_dump(mode="json")
-
-
 class WorkersUnavailable(RuntimeError):
     """No worker process can start, so no analysis can run; the message says why."""
-
-
-class Pool(Protocol):
-    """What a run needs from wherever its analyses execute."""
-
-    def submit(self, job: Job, on_done: OnDone) -> Future[JobOutcome]:
-        """Schedules the job; `on_done` runs as soon as it finishes, under a lock shared by all the
-        pool's jobs, whatever the order in which results are later waited for. A crash, a time-out
-        or an exception becomes an `error` outcome for that job alone."""
-        ...
-
-    def cancel_pending(self) -> int:
-        """Cancels the jobs that have not started (a stopping watch); their futures are cancelled
-        and `on_done` is not called for them. Returns how many."""
-        ...
-
-    def close(self) -> None: ...
-
-    def __enter__(self) -> Pool: ...
-
-    def __exit__(self, *exc: object) -> None: ...
-
-
-_shared: Pool | None = None
-
-
-@contextmanager
-def shared_pool(general: GeneralSettings) -> Iterator[Pool]:
-    """One pool for every run started inside the block: a watch keeps its workers warm (pylinac
-    imported) between batches; they are still replaced after `worker-max-analyses` analyses."""
-    global _shared
-    with make_pool(general) as pool:
-        _shared = pool
-        try:
-            yield pool
-        finally:
-            _shared = None
-
-
-class _Borrowed:
-    """The shared pool, lent to one run: the run's end does not close it."""
-
-    def __init__(self, pool: Pool):
-        self._pool = pool
-        self._abandoned = False
-
-    def submit(self, job: Job, on_done: OnDone) -> Future[JobOutcome]:
-        def record(job: Job, outcome: JobOutcome) -> None:
-            # An analysis of a run that failed meanwhile goes on in the shared pool; the run's ledger
-            # is closed, and its outputs are adopted by the next run.
-            if not self._abandoned:
-                on_done(job, outcome)
-
-        return self._pool.submit(job, record)
-
-    def cancel_pending(self) -> int:
-        return self._pool.cancel_pending()
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> _Borrowed:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is not None:  # the run failed: nothing waits for its queued analyses any more
-            self._abandoned = True
-            self._pool.cancel_pending()
-
-
-def make_pool(general: GeneralSettings) -> Pool:
-    if _shared is not None:
-        return _Borrowed(_shared)
-    pool: Pool
-    if general.executor.dask_address:
-        from linac_qa.execution.dask_pool import DaskPool
-
-        pool = DaskPool(general.executor.dask_address, general.analysis_timeout_seconds)
-    else:
-        pool = AnalysisPool(
-            default_workers(general.workers), general.analysis_timeout_seconds, general.worker_max_analyses
-        )
-    _live_pools.add(pool)
-    return pool
-
-
-def stopping() -> bool:
-    return _stopping.is_set()
 
 
 class PoolBroken(RuntimeError):
@@ -212,7 +87,9 @@ class AnalysisPool:
     def _schedule(self, job: Job, on_done: OnDone, promise: Future[JobOutcome]) -> None:
         pool = self._pool
         try:
-            scheduled = pool.schedule(_run, args=(job.model_dump(mode="json"),), timeout=self.timeout)
+            scheduled = pool.schedule(
+                run_serialised, args=(job.model_dump(mode="json"),), timeout=self.timeout
+            )
         except RuntimeError as exc:  # "Unexpected error within the Pool": it broke before this job came
             if self._replace(pool):
                 self._schedule(job, on_done, promise)
@@ -325,30 +202,6 @@ class AnalysisPool:
         if exc[0] is not None:
             self.abandon()
         self.close()
-
-
-def failed_outcome(job: Job, reason: str) -> JobOutcome:
-    acq = job.acquisition
-    result = AnalysisResult(
-        analysis=acq.analysis,
-        model=None,
-        files=list(acq.files),
-        status=Status.ERROR,
-        reason=reason,
-        unit=job.unit or acq.machine,
-        acquired=acq.acquired,
-        warnings=list(acq.warnings),
-    )
-    return JobOutcome(result=result, hashes={})
-
-
-def cancel(promise: Future[JobOutcome]) -> None:
-    if promise.done():  # settled already (under the pool's lock: nothing settles it meanwhile)
-        return
-    promise.cancel()
-    # As an executor does: without it a cancelled future never counts as done for
-    # concurrent.futures.wait() and as_completed(), which would wait forever.
-    promise.set_running_or_notify_cancel()
 
 
 def _why_workers_fail() -> str:
