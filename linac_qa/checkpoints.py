@@ -1,21 +1,18 @@
-"""Fault injection for the crash-safety tests: a named checkpoint that kills the run on request.
+"""The one hook through which production code reaches fault injection: named points where a test
+can kill the run (`checkpoint`) or make an analysis hang (`stall`).
 
-`checkpoint(name)` does nothing unless the environment variable `LINAC_QA_CRASH_AT` equals `name`;
-then it SIGKILLs the run where it stands, as a power cut or the OOM killer would: no `finally`, no
-`atexit`, no flushing. Inside a worker process it kills the parent run first, so the test models
-"the run was killed", not "a worker died" (which the pool already turns into an `error`).
+Both do nothing unless the test's environment variable is set (`LINAC_QA_CRASH_AT`,
+`LINAC_QA_STALL_ON`). The catalogue of checkpoints and what each one models, for the tests that
+drive them, is `linac_qa.testing.faults`; production code imports only this module.
 
-The checkpoints, in the order a run passes them:
-- `analysis` (worker): during the pylinac analysis;
-- `outputs` (worker): while the outputs are written, some complete and some not;
-- `before-ledger` (main process): a result has arrived and its outputs exist, the ledger has no row;
-- `queue-email` (main process): every result is recorded, the run's e-mail is not yet written;
-- `email` (main process): the message is in the ledger, about to be handed to the SMTP server;
-- `email-sent` (main process): the SMTP server has accepted the message, the ledger does not know.
+`checkpoint(name)` SIGKILLs the run where it stands when `LINAC_QA_CRASH_AT` equals `name`, as a
+power cut or the OOM killer would: no `finally`, no `atexit`, no flushing. Inside a worker process it
+kills the parent run first, so the test models "the run was killed", not "a worker died" (which the
+pool already turns into an `error`).
 
-`stall(name)` makes an analysis hang (as a stuck share or a pathological image would) when the
-environment variable `LINAC_QA_STALL_ON` is a part of the acquisition's name, so that a test can
-kill the worker mid-analysis or watch the time limit act.
+`stall(name)` makes an analysis hang (as a stuck share or a pathological image would) when
+`LINAC_QA_STALL_ON` is a part of the acquisition's name, so that a test can kill the worker
+mid-analysis or watch the time limit act.
 """
 
 from __future__ import annotations
@@ -26,7 +23,6 @@ import sys
 import time
 
 CRASH_AT = "LINAC_QA_CRASH_AT"
-CHECKPOINTS = ("analysis", "outputs", "before-ledger", "queue-email", "email", "email-sent")
 STALL_ON = "LINAC_QA_STALL_ON"
 
 

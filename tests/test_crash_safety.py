@@ -1,4 +1,4 @@
-"""Crash safety (issues 8 and 13): a run SIGKILLed at each checkpoint of `linac_qa.checkpoints`, then run
+"""Crash safety (issues 8 and 13): a run SIGKILLed at each checkpoint of `linac_qa.testing.faults`, then run
 again.
 
 For every checkpoint (during an analysis, while writing outputs, between the outputs and the ledger,
@@ -31,8 +31,8 @@ from typing import Any
 import psutil
 import pytest
 
-from linac_qa.checkpoints import CHECKPOINTS, CRASH_AT
 from linac_qa.testing import synthetic
+from linac_qa.testing.faults import CHECKPOINTS, CRASH_AT
 from tests.conftest import ROOT, CliRun, register_inputs
 from tests.mailbox import Mailbox, Received
 from tests.test_email import setup_block

@@ -18,9 +18,9 @@ from typing import Any
 import psutil
 import pytest
 
-from linac_qa.checkpoints import stall_mark
 from linac_qa.records.outputs import is_temporary
 from linac_qa.testing import synthetic, synthetic_ct
+from linac_qa.testing.faults import stall_mark
 from linac_qa.watching import BUSY_FOLDER_LIMIT, RECHECK_WAITING_SECONDS, BatchTrigger, Pending
 from tests.conftest import ROOT, input_checksums
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from linac_qa.checkpoints import STALL_ON
 from linac_qa.execution.local_pool import AnalysisPool, WorkersUnavailable
+from linac_qa.testing.faults import STALL_ON
 from tests.jobs import Recorder, starshot_jobs
 
 pytestmark = pytest.mark.e2e
