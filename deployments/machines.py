@@ -1,4 +1,4 @@
-"""`deployments/machines.yml`: the linacs that get a nightly deployment (DESIGN.md section 2).
+"""`deployments/machines.yml`: the linacs that get a nightly deployment (docs/design.md section 2).
 
 Validated like the analysis config: kebab-case keys, unknown keys refused, and every mistake
 reported with the file, the line and the key. Relative paths resolve against the machines file's
@@ -20,7 +20,7 @@ from linac_qa.sections import Section
 
 # The flow every machine deploys, as a module path: a file-path entrypoint would load
 # flows/process.py as a top-level module named `process` and break its package imports
-# (DESIGN.md section 8). Prefect's module-path form is dotted, without a colon.
+# (docs/design.md section 8). Prefect's module-path form is dotted, without a colon.
 ENTRYPOINT = "flows.process.process_directory"
 FLOW_NAME = "process-directory"
 WATCH_ENTRYPOINT = "flows.watch.watch_directory"

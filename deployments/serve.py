@@ -1,4 +1,4 @@
-"""Serve every machine's nightly deployment from one long-running process (DESIGN.md section 2):
+"""Serve every machine's nightly deployment from one long-running process (docs/design.md section 2):
 the simple path for a single QA workstation. A machine with `watch: true` also gets its watch
 deployment, started at once. Needs `PREFECT_API_URL` of a running
 `prefect server start`: a temporary server has no scheduler, so no nightly run would ever start.

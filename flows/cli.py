@@ -1,4 +1,4 @@
-"""The command line of `python -m flows.process` (DESIGN.md section 2).
+"""The command line of `python -m flows.process` (docs/design.md section 2).
 
 Standard output belongs to the result: with `--json` exactly one JSON document, otherwise one
 verdict line per acquisition. pylinac and Prefect print and log freely, and spawned workers inherit

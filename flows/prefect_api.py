@@ -1,7 +1,7 @@
 """The Prefect API of a command-line run, made sure of before the run touches DIR.
 
 A run that cannot reach Prefect cannot be done, and that is not a QA result: the command line says
-why in one line and exits with status 4 (DESIGN.md section 2), where Prefect would have raised from
+why in one line and exits with status 4 (docs/design.md section 2), where Prefect would have raised from
 inside the flow call, after a wait of its own, with exit status 1, which means QA failures.
 
 With PREFECT_API_URL the server must answer its health check. Without it, Prefect starts a

@@ -22,7 +22,7 @@ class Status(StrEnum):
 
 
 class SkipReason(StrEnum):
-    """Why discovery did not look at a file; counted, never listed (DESIGN.md section 2)."""
+    """Why discovery did not look at a file; counted, never listed (docs/design.md section 2)."""
 
     DONE = "done"
     UNSETTLED = "unsettled"
@@ -112,7 +112,7 @@ Metric = float | int | str | bool | None
 
 
 class AnalysisResult(BaseModel):
-    """One row of the JSON summary (DESIGN.md section 2), plus a few fields consumers may ignore."""
+    """One row of the JSON summary (docs/design.md section 2), plus a few fields consumers may ignore."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,4 +1,4 @@
-"""Exit statuses and the promises of --dry-run (DESIGN.md section 2)."""
+"""Exit statuses and the promises of --dry-run (docs/design.md section 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The whole-token keyword rule of DESIGN.md section 3."""
+"""The whole-token keyword rule of docs/design.md section 3."""
 
 import pytest
 

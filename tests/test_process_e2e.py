@@ -1,5 +1,5 @@
 """`python -m flows.process DIR` end to end: real pylinac analyses in worker processes, a real
-Prefect server, the JSON contract of DESIGN.md section 2, the ledger across runs."""
+Prefect server, the JSON contract of docs/design.md section 2, the ledger across runs."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 from linac_qa.model import DicomHeader
 
 PREAMBLE = 128
-# The tags that name an acquisition, where keywords are looked for (DESIGN.md section 3).
+# The tags that name an acquisition, where keywords are looked for (docs/design.md section 3).
 TEXT_TAGS = ("RTImageLabel", "RTImageName", "RTImageDescription", "SeriesDescription", "StudyDescription")
 # Where a QA export names its test when its labels do not: the QA patient, the plan and the beam.
 # Looked at after the labels and the folder names (linac_qa.intake.routing).

@@ -1,4 +1,4 @@
-"""Whole-token keyword matching (DESIGN.md section 3).
+"""Whole-token keyword matching (docs/design.md section 3).
 
 pylinac's old watcher matched substrings, so `ct` matched "direct" and `tor` matched "monitor".
 Here a text is cut at every non-alphanumeric character, then at lower-to-upper case and

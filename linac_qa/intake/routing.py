@@ -2,7 +2,7 @@
 
 Real exports name their test in many places. Keywords (whole tokens, `linac_qa.intake.keywords`) are looked
 for in tiers, most specific first, and the first tier with a match decides:
-1. the file name and the DICOM labels that name an acquisition (DESIGN.md section 3; the longest
+1. the file name and the DICOM labels that name an acquisition (docs/design.md section 3; the longest
    keyword wins across them);
 2. the folder names between DIR and the file, nearest first (`Picket Fence/`, `WL_2_2022/`);
 3. the QA patient's name and ID, and plan and beam names (`LUTZ^WINSTON`).

@@ -3,7 +3,7 @@ reports attached under their real names.
 
 Built with the standard library's `EmailMessage` rather than prefect-email's `email_send_message`,
 which builds multipart/mixed (clients show both bodies), drops non-ASCII attachment names and
-sends `From: None` without a username (DESIGN.md section 8).
+sends `From: None` without a username (docs/design.md section 8).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The run's summary: the JSON document of `--json` (DESIGN.md section 2) and the exit status."""
+"""The run's summary: the JSON document of `--json` (docs/design.md section 2) and the exit status."""
 
 from __future__ import annotations
 
