@@ -158,6 +158,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
+        reporter.line("")  # the progress line is not ended yet
         reporter.write_sep("=", "inputs untouched: FAILED", red=True, bold=True)
         reporter.write_line(problem)
     else:
