@@ -46,7 +46,8 @@ def test_no_max_error_is_an_error_naming_the_key() -> None:
     v = verdict("picket-fence", fence(math.nan, passed=True))
     assert v.status is Status.ERROR and not v.judged
     assert v.reason == (
-        "max leaf error (picket-fence.analysis.tolerance) not judged: pylinac gave no value (limit <= 0.50 mm)"
+        "max leaf error (picket-fence.analysis.tolerance) not judged: "
+        "pylinac gave no value (limit <= 0.50 mm)"
     )
 
 
@@ -57,6 +58,8 @@ def test_one_picket_is_no_fence() -> None:
 
 def test_a_picket_missed_is_a_picket_not_judged() -> None:
     config = "picket-fence:\n  expected-pickets: 10\n"
-    with pytest.raises(Implausible, match=r"^9 pickets found, 10 expected \(picket-fence.expected-pickets\)$"):
+    with pytest.raises(
+        Implausible, match=r"^9 pickets found, 10 expected \(picket-fence.expected-pickets\)$"
+    ):
         verdict("picket-fence", fence(0.2, passed=True, pickets=9), config)
     assert verdict("picket-fence", fence(0.2, passed=True), config).status is Status.PASSED

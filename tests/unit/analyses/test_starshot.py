@@ -48,7 +48,9 @@ def test_a_film_says_its_sid_was_assumed() -> None:
 def test_no_diameter_is_an_error_naming_the_key() -> None:
     v = verdict("starshot", star(math.nan, passed=False))
     assert v.status is Status.ERROR
-    assert v.reason.startswith("wobble diameter (starshot.analysis.tolerance) not judged: pylinac gave no value")
+    assert v.reason.startswith(
+        "wobble diameter (starshot.analysis.tolerance) not judged: pylinac gave no value"
+    )
 
 
 def test_too_few_spokes_are_no_starshot() -> None:
