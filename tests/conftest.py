@@ -1,23 +1,24 @@
-"""Shared fixtures: a real Prefect server on loopback for the end-to-end tests, and a helper that
-runs the command line in a subprocess exactly as a user or cron would."""
+"""What unit and end-to-end tests share: a helper that runs the command line in a subprocess exactly
+as a user or cron would, a quick config, a Dask `LocalCluster`, and the check, when the session
+finishes, that no input of an end-to-end run changed. The Prefect server is in tests/e2e/conftest.py."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from distributed import LocalCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,54 +27,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`prefect server start` on 127.0.0.1: one server for the session instead of a temporary
-    server per command (about 20 s each). Stopped by its PID."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = free_port()
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_API_URL": "",
-        # A deployment run waiting for its concurrency slot is looked at again after this many
-        # seconds (default 30): the back-to-back deployment test would mostly wait.
-        "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2",
-    }
-    log = (home / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"prefect server did not start: {(home / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.5)
-    os.environ["PREFECT_API_URL"] = url
-    try:
-        yield url
-    finally:
-        os.environ.pop("PREFECT_API_URL", None)
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 @dataclass
@@ -123,10 +76,21 @@ def quick_config(tmp_path: Path) -> Path:
     return cfg
 
 
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    """A Dask cluster of two spawned worker processes on 127.0.0.1."""
+    distributed = pytest.importorskip("distributed")
+    os.environ.setdefault("MPLBACKEND", "Agg")  # inherited by the spawned workers
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as lc:
+        yield lc
+
+
 # --------------------------------------------------------------------------- inputs never change
 # Acceptance of issue 8: every input file of the end-to-end runs is byte-identical at the end of the
-# session. End-to-end tests register their input folders right after building them;
-# tests/test_zz_inputs_untouched.py (collected last) compares.
+# session. End-to-end tests register their input folders right after building them; when the
+# session finishes, `pytest_sessionfinish` compares and fails the run if any changed.
 OWN_OUTPUT_MARK = "_analysis."
 REGISTERED_INPUTS: dict[Path, dict[str, str]] = {}
 
@@ -156,3 +120,47 @@ def input_checksums(root: Path) -> dict[str, str]:
 
 def register_inputs(root: Path) -> None:
     REGISTERED_INPUTS[Path(root)] = input_checksums(Path(root))
+
+
+def changed_inputs() -> dict[str, dict[str, tuple[str, str | None]]]:
+    """Per registered folder, each file that changed or vanished: (checksum then, checksum now).
+    Tests may add files after registering (new arrivals); none registered may change or vanish."""
+    changed = {}
+    for root, before in REGISTERED_INPUTS.items():
+        after = input_checksums(root)
+        differ = {rel: (sha, after.get(rel)) for rel, sha in before.items() if after.get(rel) != sha}
+        if differ:
+            changed[str(root)] = differ
+    return changed
+
+
+def inputs_problem() -> str | None:
+    """What is wrong with the inputs registered in this session, or None (also when none were)."""
+    if not REGISTERED_INPUTS:
+        return None
+    if sum(len(files) for files in REGISTERED_INPUTS.values()) == 0:
+        return "the registered input folders hold no file: nothing was checked"
+    changed = changed_inputs()
+    if not changed:
+        return None
+    lines = ["an end-to-end run modified, moved or deleted its inputs (issue 8: originals are sacred):"]
+    for root, files in changed.items():
+        lines.append(f"  {root}")
+        lines += [f"    {rel}: {then} -> {now or 'gone'}" for rel, (then, now) in files.items()]
+    return "\n".join(lines)
+
+
+@pytest.hookimpl(tryfirst=True)  # before temporary folders may be removed
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Acceptance of issue 8, checked whatever the order of the tests: a changed input fails the run."""
+    problem = inputs_problem()
+    if problem is None:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.line("")  # the progress line is not ended yet
+        reporter.write_sep("=", "inputs untouched: FAILED", red=True, bold=True)
+        reporter.write_line(problem)
+    else:
+        print(problem, file=sys.stderr)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,8 +1,12 @@
 """A real SMTP server for the tests: aiosmtpd on 127.0.0.1, keeping every message it is given and
-counting every connection."""
+counting every connection; and what the unit and end-to-end e-mail tests share: the clinic's
+addresses, a client of that server, the e-mail block as a user creates it, a message's parts."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +18,15 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from tests.conftest import free_port
+from linac_qa.notify.send import Server, describe_error
+from tests.conftest import ROOT, free_port
+
+SENDER = "Linac QA <qa-robot@clinic.test>"
+RECIPIENTS = ["physics@clinic.test", "Dr. Größe <grosse@clinic.test>"]
+GOOD_PASSWORD = "right-horse-battery-7"
+WRONG_PASSWORD = "wr0ng-Pa55-staple-42"
+NON_ASCII_PF = "RI.QA.PF_Größe Ω.dcm"  # its report: "RI.QA.PF_Größe Ω_analysis.pdf"
+SUBJECT = "{unit} QA: {failed} failed, {errors} errors, {passed} passed, {ignored} ignored"
 
 
 @dataclass
@@ -94,3 +106,58 @@ def running(box: Mailbox) -> Iterator[Mailbox]:
         yield box
     finally:
         box.stop()
+
+
+def smtp_to(box_port: int) -> Server:
+    import smtplib
+
+    return Server(
+        connect=lambda: smtplib.SMTP("127.0.0.1", box_port, timeout=10),
+        describe=lambda exc: describe_error(exc, where=f"127.0.0.1:{box_port}", user=None, block="test"),
+    )
+
+
+class Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, msg: str, *args: Any) -> None:
+        self.lines.append(msg % args)
+
+    warning = error = info
+
+
+def parts(message: EmailMessage) -> tuple[str, str, dict[str, bytes]]:
+    """Its plain text, its HTML and its attachments by file name."""
+    alternative = next(p for p in message.walk() if p.get_content_type() == "multipart/alternative")
+    assert [p.get_content_type() for p in alternative.iter_parts()] == ["text/plain", "text/html"]
+    text = alternative.get_body(("plain",))
+    page = alternative.get_body(("html",))
+    assert text is not None and page is not None
+    attachments = {str(a.get_filename()): a.get_content() for a in message.iter_attachments()}
+    return text.get_content(), page.get_content(), attachments
+
+
+def addresses(message: EmailMessage, header: str) -> list[str]:
+    return [a.addr_spec for a in message[header].addresses]
+
+
+def setup_block(api: str, name: str, port: int, *, username: str | None = None, password: str = "") -> str:
+    """`python -m blocks.setup email` as a user runs it, the password in the environment."""
+    args = ["--name", name, "--server", "127.0.0.1", "--port", str(port), "--security", "none"]
+    if username:
+        args += ["--username", username]
+    env = {**os.environ, "PREFECT_API_URL": api, "LINAC_QA_SMTP_PASSWORD": password}
+    proc = subprocess.run(
+        [sys.executable, "-m", "blocks.setup", "email", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    if password:
+        assert password not in proc.stdout + proc.stderr
+    return proc.stdout

@@ -168,29 +168,13 @@ class MachineLogAnalysis(AnalysisType):
         assert isinstance(settings, MachineLogSettings)
         if _is_imaging(analysed):
             return Verdict(Status.IGNORED, "imaging log: no treatment beam to judge", {"imaging": True})
-        g, tol = settings.gamma, settings.tolerances
-        gamma = float(analysed.fluence.gamma.pass_prcnt)
-        rms_mm = float(analysed.axis_data.mlc.get_RMS_max()) * 10  # pylinac reports cm
-        metrics: dict[str, Metric] = {
-            "gamma_pass_percent": rounded(gamma, 2),
-            "max_mlc_rms_mm": rounded(rms_mm, 3),
-            "treatment_type": str(analysed.treatment_type),
-            "beam_holds": int(analysed.num_beamholds),
-        }
-        label = f"gamma {g.dose_percent:g}%/{g.distance_mm:g}mm"
-        limits = [
-            Limit(
-                label,
-                gamma,
-                tol.gamma_pass_percent,
-                unit="%",
-                kind="min",
-                digits=1,
-                key="machine-logs.tolerances.gamma-pass-percent",
-            ),
-            Limit("max MLC RMS", rms_mm, tol.max_mlc_rms_mm, key="machine-logs.tolerances.max-mlc-rms-mm"),
-        ]
-        return judge(limits, metrics=metrics)
+        return judge_log(
+            settings,
+            gamma_pass_percent=float(analysed.fluence.gamma.pass_prcnt),
+            max_mlc_rms_mm=float(analysed.axis_data.mlc.get_RMS_max()) * 10,  # pylinac reports cm
+            treatment_type=str(analysed.treatment_type),
+            beam_holds=int(analysed.num_beamholds),
+        )
 
     def results_text(self, analysed: Any) -> str:
         lines = [f"Log type: {type(analysed).__name__}", f"Treatment type: {analysed.treatment_type}"]
@@ -208,6 +192,41 @@ class MachineLogAnalysis(AnalysisType):
 
     def save_image(self, analysed: Any, path: Path) -> None:
         analysed.save_summary(str(path))
+
+
+def judge_log(
+    settings: MachineLogSettings,
+    *,
+    gamma_pass_percent: float,
+    max_mlc_rms_mm: float,
+    treatment_type: str,
+    beam_holds: int,
+) -> Verdict:
+    """The verdict on a treatment log's numbers as pylinac measured them. A log has no
+    results_data(): these are what a recorded log result keeps, so that it can be judged again."""
+    g, tol = settings.gamma, settings.tolerances
+    metrics: dict[str, Metric] = {
+        "gamma_pass_percent": rounded(gamma_pass_percent, 2),
+        "max_mlc_rms_mm": rounded(max_mlc_rms_mm, 3),
+        "treatment_type": treatment_type,
+        "beam_holds": beam_holds,
+    }
+    label = f"gamma {g.dose_percent:g}%/{g.distance_mm:g}mm"
+    limits = [
+        Limit(
+            label,
+            gamma_pass_percent,
+            tol.gamma_pass_percent,
+            unit="%",
+            kind="min",
+            digits=1,
+            key="machine-logs.tolerances.gamma-pass-percent",
+        ),
+        Limit(
+            "max MLC RMS", max_mlc_rms_mm, tol.max_mlc_rms_mm, key="machine-logs.tolerances.max-mlc-rms-mm"
+        ),
+    ]
+    return judge(limits, metrics=metrics)
 
 
 def _is_imaging(log: Any) -> bool:

@@ -141,51 +141,10 @@ class VMATAnalysis(AnalysisType):
         return self.pylinac_class(acq, settings)(image_paths=[str(p) for p in inputs.paths])
 
     def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
-        r = results_data(analysed)
-        pattern = _segment_pattern(analysed)
         doses = {name: _segment_dose(image, analysed.segments) for name, image in _images(analysed)}
-        metrics = {
-            "max_deviation_percent": rounded(r.max_deviation_percent, 3),
-            "abs_mean_deviation_percent": rounded(r.abs_mean_deviation, 3),
-            "tolerance_percent": r.tolerance_percent,
-            "segments": len(r.segment_data),
-            "segment_pattern_percent": rounded(100 * pattern, 2) if pattern is not None else None,
-        }
-        expected = len(analysed.roi_config)
-        require_plausible(
-            [
-                (
-                    len(r.segment_data) == expected,
-                    f"{len(r.segment_data)} segments analysed, {expected} expected",
-                ),
-                (
-                    all(np.isfinite([s.r_corr, s.r_dev]).all() for s in r.segment_data),
-                    "segment ratio not measured",
-                ),
-                *(
-                    (
-                        dose >= MIN_SEGMENT_DOSE,
-                        f"no dose over the segments in the {name} image ({dose:.2f} of its range)",
-                    )
-                    for name, dose in doses.items()
-                ),
-                (
-                    pattern is None or pattern >= MIN_SEGMENT_PATTERN,
-                    "the DMLC image shows no segments: its ratio to the open image varies"
-                    f" {100 * (pattern or 0):.1f} % across them (the same image twice, or two open fields?)",
-                ),
-            ],
-            metrics,
+        return judge_segments(
+            results_data(analysed), len(analysed.roi_config), doses, _segment_pattern(analysed)
         )
-        limit = Limit(
-            "max segment deviation",
-            abs(r.max_deviation_percent),
-            r.tolerance_percent,
-            unit="%",
-            ok=r.passed,
-            key="vmat.analysis.tolerance",
-        )
-        return judge([limit], metrics=metrics)
 
     def save_image(self, analysed: Any, path: Path) -> None:
         # pylinac's VMAT classes have no save_analyzed_image: save the figure they plot.
@@ -193,6 +152,54 @@ class VMATAnalysis(AnalysisType):
 
         analysed.plot_analyzed_image(show=False)
         plt.savefig(str(path))
+
+
+def judge_segments(r: Any, expected: int, doses: dict[str, float], pattern: float | None) -> Verdict:
+    """The verdict on pylinac's results `r` and on what the images show: `expected` segments, each
+    image's least-dosed segment (`doses`, a fraction of its range), and the spread of the DMLC-to-open
+    ratio over the segments (`pattern`, None where the segments are not on one row). Apart from the
+    images so that recorded results can be judged again."""
+    metrics = {
+        "max_deviation_percent": rounded(r.max_deviation_percent, 3),
+        "abs_mean_deviation_percent": rounded(r.abs_mean_deviation, 3),
+        "tolerance_percent": r.tolerance_percent,
+        "segments": len(r.segment_data),
+        "segment_pattern_percent": rounded(100 * pattern, 2) if pattern is not None else None,
+    }
+    require_plausible(
+        [
+            (
+                len(r.segment_data) == expected,
+                f"{len(r.segment_data)} segments analysed, {expected} expected",
+            ),
+            (
+                all(np.isfinite([s.r_corr, s.r_dev]).all() for s in r.segment_data),
+                "segment ratio not measured",
+            ),
+            *(
+                (
+                    dose >= MIN_SEGMENT_DOSE,
+                    f"no dose over the segments in the {name} image ({dose:.2f} of its range)",
+                )
+                for name, dose in doses.items()
+            ),
+            (
+                pattern is None or pattern >= MIN_SEGMENT_PATTERN,
+                "the DMLC image shows no segments: its ratio to the open image varies"
+                f" {100 * (pattern or 0):.1f} % across them (the same image twice, or two open fields?)",
+            ),
+        ],
+        metrics,
+    )
+    limit = Limit(
+        "max segment deviation",
+        abs(r.max_deviation_percent),
+        r.tolerance_percent,
+        unit="%",
+        ok=r.passed,
+        key="vmat.analysis.tolerance",
+    )
+    return judge([limit], metrics=metrics)
 
 
 def _pairs(members: list[ClassifiedFile]) -> tuple[list[list[ClassifiedFile]], list[ClassifiedFile]]:

@@ -6,8 +6,7 @@ import pytest
 import yaml
 
 from linac_qa.config import ConfigError, load_settings
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
 
 
 def test_watcher_config_documents_exactly_the_defaults() -> None:

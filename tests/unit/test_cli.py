@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from filelock import FileLock
 
 from linac_qa.testing import synthetic
 from tests.conftest import run_cli
@@ -53,16 +52,3 @@ def test_dry_run_says_what_and_as_what_and_writes_nothing(tmp_path: Path, quick_
     assert plan[("RI.QA.PF_A.dcm",)]["analysis"] == "picket-fence"
     assert plan[("team photo.png",)]["would"] == "ignored"
     assert sorted(p.name for p in data.rglob("*")) == before
-
-
-@pytest.mark.e2e
-def test_a_second_run_on_a_locked_directory_exits_3(
-    tmp_path: Path, quick_config: Path, prefect_api: str
-) -> None:
-    data = tmp_path / "qa"
-    synthetic.starshot(data / "RI.QA.Starshot_A.dcm")
-    (data / ".linac-qa").mkdir()
-    with FileLock(data / ".linac-qa" / "run.lock"):
-        run = run_cli(data, "--config", quick_config, "--json", api=prefect_api)
-    assert run.code == 3 and "another run" in run.stderr
-    assert run.stdout == ""

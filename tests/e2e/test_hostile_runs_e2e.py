@@ -14,7 +14,7 @@ from filelock import FileLock
 
 from linac_qa.testing import synthetic
 from tests.conftest import register_inputs, run_cli
-from tests.test_hostile_folders import BAD_FILE, BAD_FOLDER, odd_folder
+from tests.unit.test_hostile_folders import BAD_FILE, BAD_FOLDER, odd_folder
 
 pytestmark = [
     pytest.mark.e2e,

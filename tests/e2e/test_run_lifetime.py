@@ -1,16 +1,13 @@
-"""A run that cannot be done is not a QA result (issue 12, point 12), and a run's processes end with
-it, however it ends (issue 13, points 9 and 11).
+"""A run's processes end with it, however it ends (issue 13, points 9 and 11). A run that cannot be
+done at all: tests/unit/test_run_lifetime.py.
 
-The first tests start the command line with Prefect out of reach: its temporary server given 1 s
-to start, or a PREFECT_API_URL where nothing listens. The others start a real run with a temporary
-server (no PREFECT_API_URL, as for a user without a server), wait until it is analysing, and end it
-from outside: SIGKILL of its main process alone (the OOM killer), or a stop sent to its process
-group (Ctrl-C on a terminal, `systemctl stop`).
+These tests start a real run with a temporary server (no PREFECT_API_URL, as for a user without a
+server), wait until it is analysing, and end it from outside: SIGKILL of its main process alone (the
+OOM killer), or a stop sent to its process group (Ctrl-C on a terminal, `systemctl stop`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -25,7 +22,7 @@ import psutil
 import pytest
 
 from linac_qa.testing import synthetic
-from tests.conftest import ROOT, CliRun, free_port, register_inputs, run_cli
+from tests.conftest import ROOT, register_inputs
 
 Tree = list[psutil.Process]
 VERDICT = re.compile(r"^(PASS|FAIL|ERROR) ", re.MULTILINE)  # a verdict line of the command line
@@ -33,56 +30,6 @@ GUARD = "flows.server_guard"
 STOP_SECONDS = 30.0  # generous for two loaded cores; a stop used to take 40-120 s
 
 
-def listing(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
-
-
-def assert_not_done(run: CliRun, data: Path, before: list[str], reason: str) -> None:
-    assert run.code == 4, run.stderr[-3000:]
-    assert "Traceback" not in run.stderr
-    said = [line for line in run.stderr.splitlines() if line.startswith("error:")]
-    assert len(said) == 1 and reason in said[0], said
-    assert listing(data) == before  # no .linac-qa state folder, no output
-
-
-def test_a_temporary_server_that_cannot_start_exits_4_with_a_json_error(
-    tmp_path: Path, quick_config: Path
-) -> None:
-    data = tmp_path / "qa"
-    synthetic.starshot(data / "RI.QA.Starshot_A.dcm")
-    before = listing(data)
-    run = run_cli(
-        data,
-        "--config",
-        quick_config,
-        "--json",
-        env_overrides={"PREFECT_API_URL": None, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "1"},
-    )
-    assert_not_done(run, data, before, "temporary API server did not start within 1 s, 2 tries")
-    documents = run.stdout.splitlines()
-    assert len(documents) == 1
-    doc = json.loads(documents[0])
-    assert doc["results"] == [] and doc["directory"] == str(data.resolve())
-    assert "did not start within 1 s" in doc["error"]
-
-
-@pytest.mark.parametrize("module", ["flows.process", "flows.watch"])
-def test_an_unreachable_prefect_api_exits_4(tmp_path: Path, quick_config: Path, module: str) -> None:
-    data = tmp_path / "qa"
-    synthetic.starshot(data / "RI.QA.Starshot_A.dcm")
-    before = listing(data)
-    url = f"http://127.0.0.1:{free_port()}/api"
-    json_flag = ["--json"] if module == "flows.process" else []
-    run = run_cli(data, "--config", quick_config, *json_flag, api=url, module=module)
-    assert_not_done(run, data, before, f"the Prefect API at {url} (PREFECT_API_URL) could not be reached")
-    if json_flag:
-        doc = json.loads(run.stdout)
-        assert doc["results"] == [] and url in doc["error"]
-    else:
-        assert run.stdout == ""
-
-
-# --------------------------------------------------------------------------- ending a running run
 @contextmanager
 def analysing_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Tree]]:
     """A run with a temporary server, in a process group of its own, once its one worker has

@@ -34,8 +34,7 @@ import pytest
 from linac_qa.testing import synthetic
 from linac_qa.testing.faults import CHECKPOINTS, CRASH_AT
 from tests.conftest import ROOT, CliRun, register_inputs
-from tests.mailbox import Mailbox, Received
-from tests.test_email import setup_block
+from tests.mailbox import Mailbox, Received, setup_block
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # six runs side by side, then six more
 

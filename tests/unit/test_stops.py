@@ -1,7 +1,6 @@
-"""Issue 13: what a stopped, killed or interrupted run leaves for the next one.
+"""Issue 13: what a stopped, killed or interrupted run leaves for the next one (a stop of a run on
+a real Prefect server: tests/e2e/test_stops.py).
 
-- A stop (SIGTERM) records no analysis it did not finish: those are analysed by the next run, never
-  recorded as `error: BrokenProcessPool`.
 - Every failed or error result reaches one e-mail, even when its run died before writing it.
 - A message whose sending run died after the server took it is sent again only after a grace, with
   the same Message-ID, and the summary says it may have arrived twice.
@@ -18,12 +17,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import psutil
-import pytest
 
 from linac_qa.config import Settings, load_settings
 from linac_qa.execution.runner import run_job
@@ -36,9 +33,8 @@ from linac_qa.notify.send import deliver_pending
 from linac_qa.records.ledger import Ledger
 from linac_qa.run import Run
 from linac_qa.testing import synthetic
-from tests.conftest import ROOT, register_inputs, run_cli
-from tests.mailbox import Mailbox, Received, running
-from tests.test_email import Log, smtp_to
+from tests.conftest import ROOT
+from tests.mailbox import Log, Mailbox, Received, running, smtp_to
 
 EMAIL = (
     "email:\n  credentials-block: test-relay\n  from: qa@clinic.test\n  recipients: [physics@clinic.test]\n"
@@ -161,7 +157,7 @@ def test_a_message_taken_by_the_server_as_its_run_died_is_resent_after_the_grace
             "import sys; from pathlib import Path\n"
             "from linac_qa.records.ledger import Ledger\n"
             "from linac_qa.notify.send import deliver_pending\n"
-            "from tests.test_email import Log, smtp_to\n"
+            "from tests.mailbox import Log, smtp_to\n"
             "deliver_pending(Ledger.open(Path(sys.argv[1])), smtp_to(int(sys.argv[2])), 'run-2', Log())\n"
         )
         proc = subprocess.Popen(
@@ -217,64 +213,6 @@ def test_a_file_that_changes_after_discovery_is_recorded_as_it_was_hashed(tmp_pa
     again = discover(root, config, ledger.known())
     assert again.new == []  # both done: not analysed a second time
     assert again.skipped["done"] == 2 and again.changed_but_identical == []
-
-
-# --------------------------------------------------------------------------- point 1: a stopped run
-
-
-@pytest.mark.e2e
-def test_a_run_stopped_by_sigterm_records_only_what_it_finished(tmp_path: Path, prefect_api: str) -> None:
-    """SIGTERM (systemctl stop, a cancel in the UI) while analyses are queued: those are left for the
-    next run, which analyses each of them once, with its real verdict."""
-    root = tmp_path / "qa"
-    expected = {}
-    for i in range(3):
-        synthetic.picket_fence(root / f"RI.QA.PF_{i}.dcm", leaf_error_mm=1.2 if i == 1 else 0.0, seed=i)
-        expected[f"RI.QA.PF_{i}.dcm"] = "failed" if i == 1 else "passed"
-    for i in range(3):
-        synthetic.starshot(root / f"RI.QA.Starshot_{i}.dcm", wobble_mm=0.9 if i == 2 else 0.1, seed=i)
-        expected[f"RI.QA.Starshot_{i}.dcm"] = "failed" if i == 2 else "passed"
-    register_inputs(root)
-    config = tmp_path / "config.yml"
-    config.write_text("general:\n  settle-seconds: 0\n  workers: 1\n", encoding="utf-8")
-    ledger = root / ".linac-qa" / "ledger.sqlite"
-
-    env = {**os.environ, "PREFECT_API_URL": prefect_api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.process", str(root), "--config", str(config), "--json"],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "stopped.err").open("w"),
-    )
-    deadline = time.monotonic() + 300
-    while not _rows(ledger):  # the first verdict is in: the others are running or waiting
-        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "stopped.err").read_text()
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=300) not in (0, 1)  # a stopped run is no verdict
-    stopped = _rows(ledger)
-    assert 1 <= len(stopped) < len(expected), "the stop came too late to test anything"
-    assert all(status == expected[files[0]] for files, status, _ in stopped), stopped
-
-    rerun = run_cli(root, "--config", config, "--json", api=prefect_api)
-    assert rerun.code == 1, rerun.stderr[-3000:]
-    final = _rows(ledger)
-    assert Counter(f for files, _, _ in final for f in files) == Counter(list(expected))  # each once
-    assert {files[0]: status for files, status, _ in final} == expected
-    assert not any("BrokenProcessPool" in reason for _, _, reason in final)
-
-
-def _rows(ledger: Path) -> list[tuple[list[str], str, str]]:
-    if not ledger.exists():
-        return []
-    with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
-        try:
-            rows = db.execute("SELECT files, status, reason FROM results").fetchall()
-        except sqlite3.OperationalError:  # created, not yet its tables
-            return []
-    return [(json.loads(files), status, reason) for files, status, reason in rows]
 
 
 # --------------------------------------------------------------------------- no worker left behind

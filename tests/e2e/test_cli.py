@@ -1,0 +1,25 @@
+"""A second run on a locked directory exits 3 (DESIGN.md section 2). The other exit statuses and the
+dry run: tests/unit/test_cli.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+
+from linac_qa.testing import synthetic
+from tests.conftest import run_cli
+
+
+@pytest.mark.e2e
+def test_a_second_run_on_a_locked_directory_exits_3(
+    tmp_path: Path, quick_config: Path, prefect_api: str
+) -> None:
+    data = tmp_path / "qa"
+    synthetic.starshot(data / "RI.QA.Starshot_A.dcm")
+    (data / ".linac-qa").mkdir()
+    with FileLock(data / ".linac-qa" / "run.lock"):
+        run = run_cli(data, "--config", quick_config, "--json", api=prefect_api)
+    assert run.code == 3 and "another run" in run.stderr
+    assert run.stdout == ""
