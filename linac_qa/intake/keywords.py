@@ -33,14 +33,34 @@ def normalise(keyword: str) -> str:
 def matches(keyword: str, toks: Sequence[str]) -> bool:
     """True when the keyword equals one token or the concatenation of consecutive tokens."""
     wanted = normalise(keyword)
-    return bool(wanted) and wanted in _runs(tuple(toks))
+    if not wanted:
+        return False
+    if len(toks) <= _FEW_TOKENS:
+        return wanted in _runs(tuple(toks))
+    return _in_consecutive(wanted, toks)
 
 
-@lru_cache(maxsize=4096)
+# A label or name has a handful of tokens: all their runs, kept once, make each of the forty-odd
+# keyword tests one lookup. A long free text (a 10 kB comment) would have millions of runs: it is
+# walked instead.
+_FEW_TOKENS = 24
+
+
+@lru_cache(maxsize=1024)
 def _runs(toks: tuple[str, ...]) -> frozenset[str]:
-    """Every token and every concatenation of consecutive tokens: a keyword test is then one lookup
-    (classification tries some forty keywords on each of a file's texts)."""
     return frozenset("".join(toks[i:j]) for i in range(len(toks)) for j in range(i + 1, len(toks) + 1))
+
+
+def _in_consecutive(wanted: str, toks: Sequence[str]) -> bool:
+    for start in range(len(toks)):
+        joined = ""
+        for tok in toks[start:]:
+            joined += tok
+            if joined == wanted:
+                return True
+            if len(joined) >= len(wanted) or not wanted.startswith(joined):
+                break
+    return False
 
 
 def best_match(texts: Iterable[str], candidates: Iterable[tuple[str, str]]) -> tuple[str, str] | None:

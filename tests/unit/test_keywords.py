@@ -1,5 +1,7 @@
 """The whole-token keyword rule of docs/design.md section 3."""
 
+import time
+
 import pytest
 
 from linac_qa.intake.keywords import best_match, matches, nominal_field_mm, tokens
@@ -42,3 +44,21 @@ def test_nominal_field_size_in_cm() -> None:
     assert nominal_field_mm(["RI.QA.LightRad_FC2_15x15.dcm"]) == (150.0, 150.0)
     assert nominal_field_mm(["no size", "field 10 x 20"]) == (100.0, 200.0)
     assert nominal_field_mm(["20240304_0720"]) is None
+
+
+def test_a_long_free_text_is_matched_without_keeping_all_its_runs() -> None:
+    """A 10 kB comment has some 50 million runs of consecutive tokens: matching walks it instead."""
+    long_text = tokens(" ".join(f"w{n}" for n in range(5000)) + " Picket Fence")
+    started = time.perf_counter()
+    assert matches("picket fence", long_text) and matches("PicketFence", long_text)
+    assert not matches("starshot", long_text)
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize("words", [4, 30])  # kept runs, and walked runs
+def test_short_and_long_texts_match_alike(words: int) -> None:
+    text = tokens(" ".join(["QA"] * (words - 2) + ["Winston", "Lutz6X"]))
+    for keyword in ("winston lutz", "winstonlutz", "lutz", "lutz6", "lutz 6x", "qaqa", "winston lutz6x"):
+        assert matches(keyword, text)
+    for keyword in ("winst", "lutz6xx", "ston", "6xq"):
+        assert not matches(keyword, text)
