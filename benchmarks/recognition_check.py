@@ -218,7 +218,7 @@ def tally(acquisitions: list[Acquisition], results: dict[str, ClassifiedFile]) -
         row = rows.setdefault(acq.true_type, Row())
         row.acquisitions += 1
         row.images += len(acq.files)
-        want = SECTIONS.get(acq.true_type)
+        want = SECTIONS[acq.true_type]
         got = [results[name] for name in acq.files]
         routed = Counter(cf.analysis for cf in got if cf.analysis and cf.status is None)
         errors = [cf for cf in got if cf.status == "error"]

@@ -368,7 +368,7 @@ def body_text(message: Any) -> str:
     return "\n".join(str(p.get_content()) for p in message.walk() if p.get_content_maintype() == "text")
 
 
-def check_mail(expected: dict[str, str], received: list[Any], rerun: Run) -> tuple[list[str], dict[str, int]]:
+def check_mail(expected: dict[str, str], received: list[Any], rerun: Run) -> tuple[list[str], dict[int, int]]:
     """Every failure in exactly one message (by Message-ID); a message delivered more than once only
     with the re-run's summary saying so. Returns the problems and how many copies arrived."""
     problems = []
@@ -493,7 +493,7 @@ def mail(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[d
             received = of_unit(box.received, unit)
             problems = check_results(root, expected, killed, rerun)
             mail_problems, copies = check_mail(expected, received, rerun)
-            trial = {
+            trial: dict[str, Any] = {
                 "trial": tag,
                 "at_s": killed.signalled_at,
                 "after_last_verdict_s": after_last_verdict(killed, n),
