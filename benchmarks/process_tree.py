@@ -32,7 +32,9 @@ def role_of(proc: psutil.Process) -> str:
         return "worker"
     if "resource_tracker" in cmd:
         return "tracker"
-    if "uvicorn" in cmd or "prefect" in cmd:  # the temporary server runs `python -m uvicorn`
+    # The temporary server: `python -m flows.server_guard PORT` (the project's), or Prefect's own
+    # `python -m uvicorn ... prefect.server.api.server:create_app`.
+    if any(mark in cmd for mark in ("server_guard", "uvicorn", "prefect")):
         return "server"
     return "other"
 
@@ -92,9 +94,14 @@ class TreeSampler:
             key = (proc.pid, proc.create_time())
         except psutil.Error:
             return "gone"
-        if key not in self._roles:
-            self._roles[key] = role_of(proc)
-        return self._roles[key]
+        if key in self._roles:
+            return self._roles[key]
+        role = role_of(proc)
+        # Between its fork and its exec a child shows its parent's command line: only a role that
+        # its command line gave is final.
+        if role not in ("other", "gone"):
+            self._roles[key] = role
+        return role
 
     def sample(self, full: bool = False) -> Sample | None:
         """`full`: USS too (it reads every mapping of each process: tens of ms, so not every time)."""
