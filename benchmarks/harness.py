@@ -102,11 +102,11 @@ def read_ledger(directory: Path, read: Callable[[Ledger], T], empty: T) -> T:
         return empty
     try:
         ledger = Ledger(path, read_only=True)
-    except sqlite3.OperationalError:
+    except sqlite3.Error:
         return empty
     try:
         return read(ledger)
-    except sqlite3.OperationalError:
+    except sqlite3.Error:  # created, not yet its tables
         return empty
     finally:
         ledger.close()
