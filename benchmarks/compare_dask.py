@@ -4,9 +4,10 @@
 
 Copies the corpus twice (default: the acceptance corpus of ../shared/corpus, else the project's demo
 folder), runs `python -m flows.process --json` on one copy with local worker processes and on the
-other with `general.executor.dask-address` pointing at a `LocalCluster` on 127.0.0.1, and compares
-(files, analysis, status, reason) of every result. Prints both times and any difference; exit 1 when
-the verdicts differ.
+other with `general.executor.dask-address` pointing at a `LocalCluster` on 127.0.0.1 (each run with
+a temporary Prefect server and a PREFECT_HOME of its own in the workdir), and compares (files,
+analysis, status, reason) of every result. Prints both times and any difference; exit 1 when the
+verdicts differ.
 """
 
 from __future__ import annotations
@@ -16,31 +17,19 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_CORPUS = ROOT.parent / "shared" / "corpus" / "make_corpus.py"
+from harness import REPO, acceptance_corpus, flow_env, process_command
 
 
-def build_corpus(target: Path) -> None:
-    if SHARED_CORPUS.exists():
-        subprocess.run([sys.executable, str(SHARED_CORPUS), str(target), "--force", "-q"], check=True)
-    else:
-        subprocess.run(
-            [sys.executable, "-m", "linac_qa.testing.demo", str(target), "--force"], check=True, cwd=ROOT
-        )
-
-
-def run(directory: Path, config: Path) -> tuple[float, dict[str, Any]]:
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+def run(directory: Path, config: Path, workdir: Path) -> tuple[float, dict[str, Any]]:
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.process", str(directory), "--config", str(config), "--json"],
-        cwd=ROOT,
-        env=env,
+        process_command(directory, config),
+        cwd=REPO,
+        env=flow_env(workdir),
         capture_output=True,
         text=True,
     )
@@ -67,7 +56,7 @@ def main() -> int:
     args.workdir.mkdir(parents=True)
     source = args.corpus or args.workdir / "corpus"
     if args.corpus is None:
-        build_corpus(source)
+        acceptance_corpus(source)
     local, remote = args.workdir / "local", args.workdir / "dask"
     ignore = shutil.ignore_patterns(".linac-qa", "*_analysis.*")
     shutil.copytree(source, local, ignore=ignore)
@@ -86,8 +75,8 @@ def main() -> int:
             f"general:\n  settle-seconds: 0\n  executor:\n    dask-address: {cluster.scheduler_address}\n",
             encoding="utf-8",
         )
-        local_s, ours = run(local, plain)
-        dask_s, theirs = run(remote, on_dask)
+        local_s, ours = run(local, plain, args.workdir)
+        dask_s, theirs = run(remote, on_dask, args.workdir)
     a, b = verdicts(ours), verdicts(theirs)
     differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
     counts = {s: sum(v[1] == s for v in a.values()) for s in ("passed", "failed", "error", "ignored")}

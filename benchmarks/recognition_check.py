@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,18 +39,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
+from harness import SHARED_CORPUS, acceptance_corpus, load_average, markdown_table
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from linac_qa.config import load_settings
+from linac_qa.grouping.plan import group_context, plan
+from linac_qa.intake.classify import classify_files
+from linac_qa.model import ClassifiedFile
+from linac_qa.testing.synthetic import save_unnamed, strip_names
+from linac_qa.testing.synthetic_vmat import vmat_pair
 
-from linac_qa.config import load_settings  # noqa: E402
-from linac_qa.grouping.plan import group_context, plan  # noqa: E402
-from linac_qa.intake.classify import classify_files  # noqa: E402
-from linac_qa.model import ClassifiedFile  # noqa: E402
-from linac_qa.testing.synthetic import save_unnamed, strip_names  # noqa: E402
-from linac_qa.testing.synthetic_vmat import vmat_pair  # noqa: E402
-
-MAKE_CORPUS = REPO.parent / "shared" / "corpus" / "make_corpus.py"
 # The corpus's EPID types and the analysis each belongs to.
 SECTIONS = {
     "picketfence": "picket-fence",
@@ -93,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", type=int, default=1)
     args = ap.parse_args(argv)
     corpus, flat = args.workdir / "corpus", args.workdir / "flat"
-    build_corpus(corpus, args.seed, args.scale)
+    if not (SHARED_CORPUS / "make_corpus.py").is_file():  # the demo drop has no EXPECTED.json
+        raise SystemExit(f"needs {SHARED_CORPUS / 'make_corpus.py'}")
+    acceptance_corpus(corpus, scale=args.scale, seed=args.seed, no_cbct=True)
     flat.mkdir(parents=True, exist_ok=True)
     for old in flat.iterdir():
         old.unlink()
@@ -129,22 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     (args.workdir / "recognition.json").write_text(json.dumps(figures, indent=1, default=str))
     return 0 if passed else 1
-
-
-def build_corpus(out: Path, seed: int, scale: int) -> None:
-    cmd = [
-        sys.executable,
-        str(MAKE_CORPUS),
-        str(out),
-        "--no-cbct",
-        "--force",
-        "-q",
-        "--seed",
-        str(seed),
-        "--scale",
-        str(scale),
-    ]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def flatten(corpus: Path, flat: Path) -> tuple[list[Acquisition], list[str]]:
@@ -218,7 +199,7 @@ def tally(acquisitions: list[Acquisition], results: dict[str, ClassifiedFile]) -
         row = rows.setdefault(acq.true_type, Row())
         row.acquisitions += 1
         row.images += len(acq.files)
-        want = SECTIONS.get(acq.true_type)
+        want = SECTIONS[acq.true_type]
         got = [results[name] for name in acq.files]
         routed = Counter(cf.analysis for cf in got if cf.analysis and cf.status is None)
         errors = [cf for cf in got if cf.status == "error"]
@@ -256,15 +237,12 @@ def grouped(acquisitions: list[Acquisition], classified: list[ClassifiedFile], f
 
 
 def table(rows: dict[str, Row], skipped: list[str], images: int, seconds: float, cpu: float) -> str:
-    lines = [
-        "| true type (EXPECTED.json) | analysis | acquisitions | images | right | ignored | wrong | error |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for true_type, r in rows.items():
-        lines.append(
-            f"| {true_type} | {SECTIONS.get(true_type, '(none)')} | {r.acquisitions} | {r.images} | "
-            f"{r.right} | {r.ignored} | {r.wrong} | {r.error} |"
-        )
+    def cells(label: str, analysis: str, r: Row) -> list[object]:
+        return [label, analysis, r.acquisitions, r.images, r.right, r.ignored, r.wrong, r.error]
+
+    columns = ["true type (EXPECTED.json)", "analysis", "acquisitions", "images", "right", "ignored"]
+    columns += ["wrong", "error"]
+    body = [cells(t, SECTIONS.get(t, "(none)"), r) for t, r in rows.items()]
     epid = [r for t, r in rows.items() if not t.startswith("vmat")]
     total = Row(
         acquisitions=sum(r.acquisitions for r in epid),
@@ -274,10 +252,7 @@ def table(rows: dict[str, Row], skipped: list[str], images: int, seconds: float,
         error=sum(r.error for r in epid),
         images=sum(r.images for r in epid),
     )
-    lines.append(
-        f"| **corpus EPID total** | | {total.acquisitions} | {total.images} | {total.right} | "
-        f"{total.ignored} | {total.wrong} | {total.error} |"
-    )
+    body.append(cells("**corpus EPID total**", "", total))
     notes = [
         "- winstonlutz_2d: the corpus's junk entry 'misnamed_wl_image' (a WL image named like a PF), "
         "whose alternative type that is"
@@ -288,9 +263,9 @@ def table(rows: dict[str, Row], skipped: list[str], images: int, seconds: float,
     notes.append(
         f"- classified {images} images in {seconds:.2f} s wall, {cpu:.2f} s CPU: "
         f"{seconds / max(images, 1) * 1000:.0f} ms wall, {cpu / max(images, 1) * 1000:.0f} ms CPU per image "
-        f"(header and pixels; load average {os.getloadavg()[0]:.1f})"
+        f"(header and pixels; load average {load_average():.1f})"
     )
-    return "\n".join([*lines, "", *notes])
+    return "\n".join([markdown_table(columns, body), "", *notes])
 
 
 if __name__ == "__main__":

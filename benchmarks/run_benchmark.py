@@ -32,7 +32,6 @@ runs on the machine do not share (and lock) its database.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import shutil
@@ -46,13 +45,21 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from harness import (
+    PYTHON,
+    REPO,
+    SHARED_CORPUS,
+    acceptance_corpus,
+    aligned,
+    flow_env,
+    load_average,
+    process_command,
+    say,
+    settle,
+)
+from process_tree import TreeSampler
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_CORPUS = REPO.parent / "shared" / "corpus"
-PYTHON = sys.executable
 SAMPLE_SECONDS = 0.2
-# The corpus is a drop that arrived earlier: older than general.settle-seconds (30 s by default).
-SETTLED_AGE_SECONDS = 3600
 # Acceptance figures of issue 7 (2 cores).
 MAX_RATIO = 0.65
 MIN_BASELINE_SECONDS = 120.0
@@ -76,61 +83,14 @@ class Timed:
     load_average: tuple[float, float] = (0.0, 0.0)  # 1-minute load at the start and at the end
 
 
-def _role(proc: psutil.Process, root: int) -> str:
-    if proc.pid == root:
-        return "flow"
-    try:
-        cmd = " ".join(proc.cmdline())
-    except psutil.Error:
-        return "other"
-    if "spawn_main" in cmd or "multiprocessing" in cmd:
-        return "worker"
-    if "prefect" in cmd or "uvicorn" in cmd:
-        return "server"
-    return "other"
-
-
-class TreeSampler:
-    """Resident memory (peak of the sum) and CPU time of a process and all its descendants: the
-    flow, its worker processes and Prefect's temporary server."""
-
-    def __init__(self, root: psutil.Process):
-        self.root = root
-        self.peak = 0
-        self.cpu: dict[int, tuple[str, float]] = {}
-
-    def sample(self) -> None:
-        try:
-            members = [self.root, *self.root.children(recursive=True)]
-        except psutil.Error:
-            return
-        total = 0
-        for member in members:
-            try:
-                with member.oneshot():
-                    total += member.memory_info().rss
-                    times = member.cpu_times()
-                role = self.cpu[member.pid][0] if member.pid in self.cpu else _role(member, self.root.pid)
-                self.cpu[member.pid] = (role, times.user + times.system)
-            except psutil.Error:  # ended between the listing and the reading
-                continue
-        self.peak = max(self.peak, total)
-
-    def cpu_by_role(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for role, seconds in self.cpu.values():
-            out[role] = round(out.get(role, 0.0) + seconds, 1)
-        return out
-
-
 def run_timed(cmd: list[str], env: dict[str, str], log: Path, json_out: bool = False) -> Timed:
     """Runs `cmd`, sampling its process tree; stdout is parsed as JSON when asked."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    load_before = os.getloadavg()[0]
+    load_before = load_average()
     with log.open("wb") as err, tempfile.TemporaryFile() as out:
         started = time.perf_counter()
         child = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=REPO)
-        sampler = TreeSampler(psutil.Process(child.pid))
+        sampler = TreeSampler(psutil.Process(child.pid), "flow")
         while child.poll() is None:
             sampler.sample()
             time.sleep(SAMPLE_SECONDS)
@@ -147,35 +107,15 @@ def run_timed(cmd: list[str], env: dict[str, str], log: Path, json_out: bool = F
     return Timed(
         round(seconds, 2),
         child.returncode,
-        sampler.peak,
+        sampler.peak_rss,
         summary,
         tail,
         sampler.cpu_by_role(),
-        (round(load_before, 2), round(os.getloadavg()[0], 2)),
+        (load_before, load_average()),
     )
 
 
-def flow_env(workdir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("PREFECT_API_URL", None)  # a temporary server, as for a user who has none running
-    env["PREFECT_HOME"] = str(workdir / "prefect-home")
-    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    return env
-
-
-def process_cmd(directory: Path) -> list[str]:
-    return [PYTHON, "-m", "flows.process", str(directory), "--json"]
-
-
 # ------------------------------------------------------------------ data
-def settle(folder: Path) -> None:
-    """Backdate every file, as a drop that arrived an hour ago (no waiting for settle-seconds)."""
-    when = time.time() - SETTLED_AGE_SECONDS
-    for path in folder.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            os.utime(path, (when, when))
-
-
 def input_files(folder: Path) -> list[str]:
     """The corpus's files, relative, as discovery would see them before any run (no state folder)."""
     return sorted(
@@ -183,27 +123,6 @@ def input_files(folder: Path) -> list[str]:
         for p in folder.rglob("*")
         if (p.is_file() or p.is_symlink()) and ".linac-qa" not in p.relative_to(folder).parts
     )
-
-
-def build_corpus(corpus: Path, args: argparse.Namespace) -> str:
-    if corpus.exists():
-        shutil.rmtree(corpus)
-    if SHARED_CORPUS.is_dir():
-        cmd = [PYTHON, str(SHARED_CORPUS / "make_corpus.py"), str(corpus), "--scale", str(args.scale)]
-        cmd += ["--seed", str(args.seed), "--force", "-q"] + (["--no-cbct"] if args.no_cbct else [])
-        subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
-        source = "make_corpus.py"
-    else:  # a fresh clone alone: the project's demo drop, one copy per scale step
-        for i in range(max(1, args.scale)):
-            subprocess.run(
-                [PYTHON, "-m", "linac_qa.testing.demo", str(corpus / f"night-{i + 1:02d}"), "--force"],
-                check=True,
-                cwd=REPO,
-                stderr=subprocess.DEVNULL,
-            )
-        source = "linac_qa.testing.demo"
-    settle(corpus)
-    return source
 
 
 def ct_series_folders(corpus: Path) -> list[Path]:
@@ -296,7 +215,7 @@ def baseline(corpus: Path, out: Path, logs: Path) -> Timed:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    if SHARED_CORPUS.is_dir():
+    if (SHARED_CORPUS / "check_with_pylinac.py").is_file():
         cmd = [PYTHON, str(SHARED_CORPUS / "check_with_pylinac.py"), "--pdf", str(out), "--png", str(corpus)]
     else:
         cmd = [PYTHON, str(Path(__file__)), "pylinac-alone", str(corpus), str(out)]
@@ -465,9 +384,7 @@ def table(f: Figures) -> str:
             "with PDF, PNG, TXT and JSON on disk",
         ),
     ]
-    width = max(len(r[0]) for r in rows)
-    lines = [f"{label:<{width}}  {value}" for label, value in rows]
-    lines.append("")
+    lines = [*aligned(rows), ""]
     lines += [f"{'PASS' if ok else 'FAIL'}  {name}" for name, ok in f.checks.items()]
     return "\n".join(lines)
 
@@ -504,10 +421,6 @@ def previous_baseline(path: Path, corpus_key: dict[str, Any]) -> float | None:
     return old.get("a_pylinac_alone_s") if same else None
 
 
-def say(text: str) -> None:
-    print(f"[{dt.datetime.now():%H:%M:%S}] {text}", file=sys.stderr, flush=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "pylinac-alone":
         return pylinac_alone(Path(sys.argv[2]), Path(sys.argv[3]))
@@ -527,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
 
     say(f"building the corpus under {work}")
     corpus = work / "corpus"
-    source = build_corpus(corpus, args)
+    source = acceptance_corpus(corpus, scale=args.scale, seed=args.seed, no_cbct=args.no_cbct)
     files = input_files(corpus)
     megabytes = round(sum((corpus / p).stat().st_size for p in files) / 1e6, 1)
     f.corpus = {**corpus_key, "source": source, "files": len(files), "megabytes": megabytes}
@@ -552,13 +465,13 @@ def main(argv: list[str] | None = None) -> int:
     empty = work / "empty"
     shutil.rmtree(empty, ignore_errors=True)
     empty.mkdir()
-    f.warmup_s = run_timed(process_cmd(empty), env, logs / "warmup.log").seconds
+    f.warmup_s = run_timed(process_command(empty), env, logs / "warmup.log").seconds
     for i in range(args.repeats):
         say(f"empty-directory start-up {i + 1}/{args.repeats}")
-        f.empty_startup_s.append(run_timed(process_cmd(empty), env, logs / f"empty-{i}.log").seconds)
+        f.empty_startup_s.append(run_timed(process_command(empty), env, logs / f"empty-{i}.log").seconds)
 
     say("(b) flows.process on the corpus")
-    b = run_timed(process_cmd(corpus), env, logs / "b-process.log", json_out=True)
+    b = run_timed(process_command(corpus), env, logs / "b-process.log", json_out=True)
     if b.summary is None:
         raise SystemExit(f"(b) printed no JSON summary (exit {b.exit_code}):\n{b.stderr_tail}")
     f.b_process_s, f.b_exit_code = b.seconds, b.exit_code
@@ -571,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for i in range(args.repeats):
         say(f"(c) nothing new {i + 1}/{args.repeats}")
-        c = run_timed(process_cmd(corpus), env, logs / f"c-again-{i}.log", json_out=True)
+        c = run_timed(process_command(corpus), env, logs / f"c-again-{i}.log", json_out=True)
         f.c_nothing_new_s.append(c.seconds)
         f.c_results = len((c.summary or {}).get("results", [])) if c.summary else None
 
@@ -581,11 +494,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         count = build_archive(archive, corpus, work / "scratch", args.archive_files)
         say(f"archive of {count} CT slices: first run (analyses them)")
-        first = run_timed(process_cmd(archive), env, logs / "archive-first.log", json_out=True)
+        first = run_timed(process_command(archive), env, logs / "archive-first.log", json_out=True)
         again = []
         for i in range(args.repeats):
             say(f"archive, nothing new {i + 1}/{args.repeats}")
-            again.append(run_timed(process_cmd(archive), env, logs / f"archive-again-{i}.log").seconds)
+            again.append(run_timed(process_command(archive), env, logs / f"archive-again-{i}.log").seconds)
         f.archive = {
             "files": count,
             "first_s": first.seconds,

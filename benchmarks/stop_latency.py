@@ -32,7 +32,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -42,8 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from harness import REPO, flow_env, load_average, process_command, recorded_results, say
+from process_tree import TreeSampler
 
-REPO = Path(__file__).resolve().parents[1]
 SAMPLE_SECONDS = 0.05
 GIVE_UP_SECONDS = 120.0
 STARTED_MARK = "new file(s) in"  # the flow's log line once discovery is done
@@ -67,10 +67,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def say(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
-
-
 def build_corpus(folder: Path, n: int) -> None:
     from linac_qa.testing import synthetic
 
@@ -84,54 +80,6 @@ def build_corpus(folder: Path, n: int) -> None:
         make(folder / name.format(i=i), seed=i)
 
 
-def run_env(workdir: Path, api: str | None, repo: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("PREFECT_API_URL", None)
-    if api:
-        env["PREFECT_API_URL"] = api
-    env["PREFECT_HOME"] = str(workdir / "prefect-home")
-    env["PYTHONPATH"] = str(repo)
-    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    return env
-
-
-def command(folder: Path, config: Path) -> list[str]:
-    return [sys.executable, "-m", "flows.process", str(folder), "--json", "--config", str(config)]
-
-
-def recorded(folder: Path) -> int:
-    ledger = folder / ".linac-qa" / "ledger.sqlite"
-    if not ledger.exists():
-        return 0
-    db = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=10)
-    try:
-        return int(db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        db.close()
-
-
-def alive(p: psutil.Process) -> bool:
-    try:
-        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def role(p: psutil.Process, root: int) -> str:
-    try:
-        cmd = " ".join(p.cmdline())
-    except psutil.Error:
-        return "gone"
-    if p.pid == root:
-        return "run"
-    for mark, name in (("spawn_main", "worker"), ("uvicorn", "server"), ("resource_tracker", "tracker")):
-        if mark in cmd:
-            return name
-    return "other: " + cmd[:80]
-
-
 def trial(
     corpus: Path, workdir: Path, config: Path, sig: int, to: str, after: float, env: dict[str, str], n: int
 ) -> dict[str, Any]:
@@ -143,7 +91,7 @@ def trial(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            command(folder, config),
+            process_command(folder, config),
             cwd=repo,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -151,26 +99,21 @@ def trial(
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own group, so that `group` reaches the run's tree only
         )
-        root = psutil.Process(proc.pid)
-        seen: dict[int, psutil.Process] = {proc.pid: root}
+        tree = TreeSampler(psutil.Process(proc.pid), "run")
         start = time.monotonic()
         discovered = None
         signalled = None
         main_exit = None
+        roles: list[str] = []
         while True:
-            if alive(root):
-                try:
-                    for child in root.children(recursive=True):
-                        seen.setdefault(child.pid, child)
-                except psutil.NoSuchProcess:
-                    pass
+            tree.follow()
             now = time.monotonic()
             if main_exit is None and proc.poll() is not None:
                 main_exit = now
             if discovered is None and STARTED_MARK in log_path.read_text(errors="replace"):
                 discovered = now
             if signalled is None and discovered is not None and now - discovered >= after:
-                roles = sorted(role(p, proc.pid) for p in seen.values() if alive(p))
+                roles = sorted(tree.role(p) for p in tree.alive())
                 if to == "main":
                     os.kill(proc.pid, sig)
                 else:
@@ -180,24 +123,21 @@ def trial(
                 break  # finished before the signal: too few acquisitions for --after
             if signalled is not None and now - signalled > GIVE_UP_SECONDS:
                 break
-            if signalled is not None and not any(alive(p) for p in seen.values()):
+            if signalled is not None and not tree.alive():
                 break
             time.sleep(SAMPLE_SECONDS)
     gone = time.monotonic()
-    left = [f"{p.pid} {role(p, proc.pid)}" for p in seen.values() if alive(p)]
-    for p in seen.values():
-        if alive(p):
-            p.kill()
+    left, _ = tree.end_outlivers(grace=0)
     proc.wait()
     result: dict[str, Any] = {
         "signal": signal.Signals(sig).name,
         "to": to,
         "signalled_after_start_s": round(signalled - start, 1) if signalled else None,
-        "tree_at_signal": roles if signalled else [],
+        "tree_at_signal": roles,
         "stop_seconds": round(gone - signalled, 2) if signalled else None,
         "run_exit_seconds": round(main_exit - signalled, 2) if signalled and main_exit else None,
         "exit_status": proc.returncode,
-        "recorded": recorded(folder),
+        "recorded": len(recorded_results(folder)),
         "left_behind": left,
         "log": str(log_path),
     }
@@ -214,11 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         build_corpus(corpus, args.acquisitions)
     config = workdir / "config.yml"
     config.write_text("general:\n  settle-seconds: 0\n", encoding="utf-8")
-    env = run_env(workdir, args.api, args.repo)
+    env = flow_env(workdir, args.api, repo=args.repo)
     empty = workdir / "empty"
     empty.mkdir(exist_ok=True)
     say("warm-up run (creates the Prefect database)")
-    subprocess.run(command(empty, config), cwd=args.repo, env=env, capture_output=True, check=False)
+    subprocess.run(process_command(empty, config), cwd=args.repo, env=env, capture_output=True, check=False)
     results = []
     n = 0
     for sig in args.signals:
@@ -232,9 +172,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"{r['stop_seconds']} s after the signal "
                     f"(sent {r['signalled_after_start_s']} s after start; {', '.join(r['tree_at_signal'])}), "
                     f"exit {r['exit_status']}, {r['recorded']} recorded, "
-                    f"left behind: {r['left_behind'] or 'none'}"
+                    f"left behind: {r['left_behind'] or 'none'}",
+                    sys.stdout,
                 )
-    figures = {"load_average": os.getloadavg(), "cores": os.cpu_count(), "trials": results}
+    figures = {"load_average": load_average(), "cores": os.cpu_count(), "trials": results}
     (workdir / "stop_latency.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
     say(f"figures in {workdir / 'stop_latency.json'}")
     return 0

@@ -48,9 +48,7 @@ import random
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -60,10 +58,20 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from harness import (
+    PYTHON,
+    REPO,
+    flow_env,
+    load_average,
+    mail_states,
+    markdown_table,
+    process_command,
+    recorded_results,
+    say,
+    settle,
+)
+from process_tree import TreeSampler
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-PYTHON = sys.executable
 SIGNALS = {"term": signal.SIGTERM, "kill": signal.SIGKILL}
 LINGER_LIMIT = 120.0  # a process of a run still alive this long after the run ended is left behind
 RUN_TIMEOUT = 1200.0
@@ -87,10 +95,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if args.trials < 1 or args.acquisitions < 3:
         p.error("--trials must be at least 1 and --acquisitions at least 3")
     return args
-
-
-def say(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------ the corpus
@@ -118,9 +122,7 @@ def build_corpus(folder: Path, n: int) -> dict[str, str]:
             name = f"RI.QA.Starshot_{i:03d}.dcm"
             synthetic.starshot(folder / name, wobble_mm=0.9 if fails else 0.1, seed=i)
         expected[name] = "failed" if fails else "passed"
-    old = time.time() - 3600
-    for path in folder.iterdir():
-        os.utime(path, (old, old))
+    settle(folder)
     expected_file.write_text(json.dumps(expected, indent=1), encoding="utf-8")
     return expected
 
@@ -149,15 +151,12 @@ def free_port() -> int:
 
 
 def start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    home = workdir / "prefect-home"
-    home.mkdir(parents=True, exist_ok=True)
+    (workdir / "prefect-home").mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
     log = (workdir / "server.log").open("wb")
     proc = subprocess.Popen(
         [PYTHON, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
+        env=flow_env(workdir),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -220,24 +219,19 @@ def run_once(
     out, err = logs / f"{tag}.out", logs / f"{tag}.err"
     started = time.monotonic()
     proc = subprocess.Popen(
-        [PYTHON, "-m", "flows.process", str(root), "--config", str(config), "--json"],
+        process_command(root, config),
         cwd=REPO,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=out.open("w"),
         stderr=err.open("w"),
     )
-    seen: dict[int, psutil.Process] = {}
+    tree = TreeSampler(psutil.Process(proc.pid), "run")
     run = Run()
-    ledger = root / ".linac-qa" / "ledger.sqlite"
     while proc.poll() is None:
         now = time.monotonic() - started
-        try:
-            for child in psutil.Process(proc.pid).children(recursive=True):
-                seen.setdefault(child.pid, child)
-        except psutil.Error:
-            pass
-        rows = len(ledger_rows(ledger))
+        tree.follow()
+        rows = len(recorded_results(root))
         while len(run.verdict_times) < rows:
             run.verdict_times.append(now)
         if moment is not None and run.signalled_at is None:
@@ -254,7 +248,10 @@ def run_once(
     if run.signalled_at is not None:
         run.exit_after_signal = round(ended - run.signalled_at, 2)
         run.signalled_at = round(run.signalled_at, 2)
-    run.left_behind, run.last_process_gone_s = left_behind(list(seen.values()))
+    # A worker of a killed run that was still starting sees that its run is gone only once it has
+    # imported the run's modules (its spawn start-up imports Prefect): seconds on a quiet machine,
+    # tens of seconds on a busy one.
+    run.left_behind, run.last_process_gone_s = tree.end_outlivers(LINGER_LIMIT)
     text = out.read_text(encoding="utf-8")
     try:
         run.summary = json.loads(text)
@@ -268,58 +265,6 @@ def _nth(times: list[float], n: int) -> float | None:
     return times[n - 1] if len(times) >= n else None
 
 
-def left_behind(processes: list[psutil.Process]) -> tuple[list[str], float]:
-    """What a run started that is still alive LINGER_LIMIT s after it ended (described, then killed
-    by PID), and how long after its end the last of the others went. A worker of a killed run that
-    was still starting sees that its run is gone only once it has imported the run's modules (its
-    spawn start-up imports Prefect): seconds on a quiet machine, tens of seconds on a busy one."""
-    started = time.monotonic()
-    alive = list(processes)
-    last_gone = 0.0
-    while alive and time.monotonic() - started < LINGER_LIMIT:
-        still = []
-        for p in alive:
-            try:
-                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                    still.append(p)
-                    continue
-            except psutil.Error:
-                pass
-            last_gone = time.monotonic() - started
-        alive = still
-        if alive:
-            time.sleep(0.25)
-    found = []
-    for p in alive:
-        try:
-            command = " ".join(p.cmdline())
-            role = "worker" if "spawn_main" in command else "prefect" if "prefect" in command else "other"
-            found.append(f"{role} {p.pid}: {command[:100]}")
-            p.kill()
-        except psutil.Error:
-            pass
-    return found, round(last_gone, 1)
-
-
-def ledger_rows(ledger: Path) -> list[tuple[list[str], str, str]]:
-    if not ledger.exists():
-        return []
-    try:
-        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=5) as db:
-            rows = db.execute("SELECT files, status, reason FROM results").fetchall()
-    except sqlite3.Error:  # created, not yet its tables
-        return []
-    return [(json.loads(files), status, reason) for files, status, reason in rows]
-
-
-def notification_states(ledger: Path) -> list[str]:
-    try:
-        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=5) as db:
-            return [s for (s,) in db.execute("SELECT status FROM notifications ORDER BY id")]
-    except sqlite3.Error:
-        return []
-
-
 def temporaries(root: Path) -> list[str]:
     from linac_qa.records.outputs import is_temporary
 
@@ -329,20 +274,18 @@ def temporaries(root: Path) -> list[str]:
 # ------------------------------------------------------------------------------------- the checks
 def check_results(root: Path, expected: dict[str, str], killed: Run, rerun: Run) -> list[str]:
     problems = []
-    rows = ledger_rows(root / ".linac-qa" / "ledger.sqlite")
-    seen = Counter(f for files, _, _ in rows for f in files)
+    rows = recorded_results(root)
+    seen = Counter(f for r in rows for f in r.files)
     for name in expected:
         if seen[name] != 1:
             problems.append(f"{name}: {seen[name]} results")
     extra = sorted(set(seen) - set(expected))
     if extra:
         problems.append(f"results for unknown files: {extra[:3]}")
-    wrong = [
-        f"{files[0]} {status}" for files, status, _ in rows if expected.get(files[0]) not in (None, status)
-    ]
+    wrong = [f"{r.files[0]} {r.status}" for r in rows if expected.get(r.files[0]) not in (None, r.status)]
     if wrong:
         problems.append(f"wrong verdicts: {wrong[:3]}")
-    broken = [files[0] for files, _, reason in rows if "BrokenProcessPool" in reason]
+    broken = [r.files[0] for r in rows if "BrokenProcessPool" in r.reason]
     if broken:
         problems.append(f"BrokenProcessPool: {len(broken)}")
     if killed.signalled_at is not None and killed.code in (0, 1, 2, 3):
@@ -368,7 +311,7 @@ def body_text(message: Any) -> str:
     return "\n".join(str(p.get_content()) for p in message.walk() if p.get_content_maintype() == "text")
 
 
-def check_mail(expected: dict[str, str], received: list[Any], rerun: Run) -> tuple[list[str], dict[str, int]]:
+def check_mail(expected: dict[str, str], received: list[Any], rerun: Run) -> tuple[list[str], dict[int, int]]:
     """Every failure in exactly one message (by Message-ID); a message delivered more than once only
     with the re-run's summary saying so. Returns the problems and how many copies arrived."""
     problems = []
@@ -394,17 +337,6 @@ def check_mail(expected: dict[str, str], received: list[Any], rerun: Run) -> tup
 
 
 # --------------------------------------------------------------------------------------- the modes
-def environment(args: argparse.Namespace, workdir: Path, api: str | None) -> dict[str, str]:
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    env.pop("LINAC_QA_CRASH_AT", None)
-    if api:
-        env["PREFECT_API_URL"] = api
-    else:
-        env["PREFECT_HOME"] = str(workdir / "prefect-home-temporary")
-    return env
-
-
 def stops(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[dict[str, Any]]:
     expected = build_corpus(workdir / "corpus", args.acquisitions)
     logs = workdir / "logs"
@@ -422,7 +354,7 @@ def stops(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[
             root = fresh_copy(workdir / "corpus", workdir / "trials" / tag)
             moment = stop_moment(rng, reference, len(expected))
             killed = run_once(root, config, env, logs, f"{tag}-stopped", moment=moment, sig=SIGNALS[name])
-            recorded = len(ledger_rows(root / ".linac-qa" / "ledger.sqlite"))
+            recorded = len(recorded_results(root))
             rerun = run_once(root, config, env, logs, f"{tag}-rerun")
             problems = check_results(root, expected, killed, rerun)
             trial = {
@@ -486,14 +418,13 @@ def mail(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[d
             # From the last verdict but one to a moment past the end of the reference run.
             moment = Moment(n - 1, rng.uniform(0, reference.seconds - before_last + 1))
             killed = run_once(root, config, env, logs, f"{tag}-killed", moment=moment, sig=signal.SIGKILL)
-            ledger = root / ".linac-qa" / "ledger.sqlite"
-            phase = kill_phase(len(ledger_rows(ledger)), len(expected), notification_states(ledger), killed)
+            phase = kill_phase(len(recorded_results(root)), len(expected), mail_states(root), killed)
             delivered_before = len(of_unit(box.received, unit))
             rerun = run_once(root, config, env, logs, f"{tag}-rerun")
             received = of_unit(box.received, unit)
             problems = check_results(root, expected, killed, rerun)
             mail_problems, copies = check_mail(expected, received, rerun)
-            trial = {
+            trial: dict[str, Any] = {
                 "trial": tag,
                 "at_s": killed.signalled_at,
                 "after_last_verdict_s": after_last_verdict(killed, n),
@@ -553,11 +484,8 @@ def kill_phase(rows: int, total: int, mail_states: list[str], killed: Run) -> st
 
 
 def table(trials: list[dict[str, Any]], columns: list[str]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for t in trials:
-        cells = [t[c] if c != "problems" else ("; ".join(t[c]) or "ok") for c in columns]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines)
+    cells = [[t[c] if c != "problems" else ("; ".join(t[c]) or "ok") for c in columns] for t in trials]
+    return markdown_table(columns, cells)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -570,9 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.api is None:
         say("starting prefect server on 127.0.0.1")
         server, api = start_server(workdir)
-    env = environment(args, workdir, api)
+    # Without a server, each run's temporary one keeps its database here.
+    env = flow_env(workdir, api, home="prefect-home-temporary")
     started = time.monotonic()
-    load = os.getloadavg()
+    load = load_average()
     try:
         if args.mode == "stops":
             trials = stops(args, workdir, env)
@@ -595,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         "total": len(trials),
         "minutes": round((time.monotonic() - started) / 60, 1),
         "load_average_at_start": load,
-        "load_average_at_end": os.getloadavg(),
+        "load_average_at_end": load_average(),
         "api": "temporary server per run" if api is None else "running server",
     }
     (workdir / f"figures-{args.mode}.json").write_text(json.dumps(figures, indent=1, default=str))

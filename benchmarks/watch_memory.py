@@ -17,11 +17,11 @@ in the ledger and the watch is idle before the next burst. That is how a console
 QA session sends a handful of images, then nothing for a while), and it gives a quiescent point
 after every burst, so that memory is compared between like states rather than caught mid-analysis.
 
-Every `SAMPLE_SECONDS` the process tree of the watch is sampled with psutil: RSS and USS of every
-process, classified as watch (the process started), worker (a spawned analysis worker,
-`spawn_main` in its command line), server (Prefect's temporary server, `uvicorn`) or other (e.g.
-multiprocessing's resource tracker). Worker PIDs are followed over time: they must turn over, as
-the pool replaces a worker after `worker-max-analyses` analyses.
+Every `SAMPLE_SECONDS` the process tree of the watch is sampled (`process_tree.py`): RSS and USS
+of every process, classified as watch (the process started), worker (a spawned analysis worker),
+server (Prefect's temporary server), tracker (multiprocessing's resource tracker) or other. Worker
+PIDs are followed over time: they must turn over, as the pool replaces a worker after
+`worker-max-analyses` analyses.
 
 The memory is read at the quiescent point after each burst; the points after acquisition 50, 100
 and the last one are read more carefully (after `--quiet-seconds` more, the mean of several
@@ -45,24 +45,25 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import process_tree
 import psutil
+from harness import PYTHON, REPO, flow_env, recorded_results, run_counts, say
+from process_tree import Sample, TreeSampler
 
-REPO = Path(__file__).resolve().parents[1]
-PYTHON = sys.executable
 SAMPLE_SECONDS = 0.5
 MB = 1024 * 1024
-ROLES = ("watch", "worker", "server", "other")
+ROLES = ("watch", *process_tree.ROLES)
 MAX_GROWTH_PERCENT = 10.0
 # Fixture kinds: name pattern (keeps the QA keywords) and the synthetic generator.
 KINDS = {
@@ -97,16 +98,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def say(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
-
-
 # ------------------------------------------------------------------ fixtures, config, the watch
 def build_fixtures(folder: Path, kinds: list[str], variants: int) -> list[tuple[str, Path]]:
     """(kind, image) for every kind and seed, interleaved so that consecutive acquisitions differ."""
     from linac_qa.testing import synthetic
 
-    makers = {
+    makers: dict[str, Callable[..., Path]] = {
         "starshot": synthetic.starshot,
         "light-rad": synthetic.light_rad,
         "open-field": synthetic.open_field,
@@ -129,88 +126,10 @@ def write_config(path: Path, args: argparse.Namespace) -> Path:
     return path
 
 
-def watch_env(workdir: Path, api: str | None) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("PREFECT_API_URL", None)  # a temporary server, as for a user who has none running
-    if api:
-        env["PREFECT_API_URL"] = api
-    env["PREFECT_HOME"] = str(workdir / "prefect-home")
-    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    return env
-
-
-class Ledger:
-    """The watch's ledger, read-only: which first files have a result, and whether runs finished."""
-
-    def __init__(self, directory: Path):
-        self.path = directory / ".linac-qa" / "ledger.sqlite"
-
-    def _query(self, sql: str) -> list[tuple[Any, ...]]:
-        if not self.path.exists():
-            return []
-        try:
-            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
-        except sqlite3.OperationalError:
-            return []
-        try:
-            return db.execute(sql).fetchall()
-        except sqlite3.OperationalError:  # the schema is being created
-            return []
-        finally:
-            db.close()
-
-    def results(self) -> list[dict[str, Any]]:
-        rows = self._query("SELECT files, status, reason, analysis FROM results ORDER BY id")
-        return [{"files": json.loads(f), "status": s, "reason": r, "analysis": a} for f, s, r, a in rows]
-
-    def count(self) -> int:
-        return int((self._query("SELECT COUNT(*) FROM results") or [(0,)])[0][0])
-
-    def runs(self) -> tuple[int, int]:
-        """(runs started, runs finished)."""
-        started, finished = (self._query("SELECT COUNT(*), COUNT(finished) FROM runs") or [(0, 0)])[0]
-        return int(started), int(finished)
-
-
 # ------------------------------------------------------------------ sampling the process tree
-def role_of(pid: int, root: int, cmdline: str) -> str:
-    if pid == root:
-        return "watch"
-    if "spawn_main" in cmdline:
-        return "worker"
-    if "uvicorn" in cmdline:
-        return "server"
-    return "other"
-
-
 @dataclass
-class Member:
-    pid: int
-    role: str
-    rss: int
-    uss: int
-    cpu: float  # user + system seconds so far
-    threads: int
-    fds: int
-
-
-@dataclass
-class Sample:
-    t: float  # seconds since the watch started
-    acquisitions: int  # results recorded at the time
-    members: list[Member]
-
-    def by_role(self, role: str) -> list[Member]:
-        return [m for m in self.members if m.role == role]
-
-    def rss(self, role: str | None = None) -> int:
-        return sum(m.rss for m in self.members if role is None or m.role == role)
-
-    def uss(self, role: str | None = None) -> int:
-        return sum(m.uss for m in self.members if role is None or m.role == role)
-
-    def cpu(self, roles: tuple[str, ...]) -> float:
-        return sum(m.cpu for m in self.members if m.role in roles)
+class CountedSample(Sample):
+    acquisitions: int = 0  # results recorded at the time
 
 
 @dataclass
@@ -224,17 +143,17 @@ class WorkerLife:
 
 
 class Sampler(threading.Thread):
-    """Samples the watch's process tree every `SAMPLE_SECONDS`; keeps every sample (small)."""
+    """Samples the watch's process tree every `SAMPLE_SECONDS`, in the background and when asked;
+    keeps every sample (small) and follows the workers' lives."""
 
     def __init__(self, root: psutil.Process, started: float):
         super().__init__(name="sampler", daemon=True)
-        self.root, self.started = root, started
+        self.tree = TreeSampler(root, "watch", started)
         self.acquisitions = 0  # set by the feeder
-        self.samples: list[Sample] = []
+        self.samples: list[CountedSample] = []
         self.workers: dict[int, WorkerLife] = {}
         self.turnover: list[dict[str, Any]] = []  # worker started / ended, in order
         self.cost: list[float] = []  # seconds one sample took
-        self._roles: dict[tuple[int, float], str] = {}
         self._alive: set[int] = set()
         self._halt = threading.Event()
         self._lock = threading.Lock()
@@ -248,44 +167,20 @@ class Sampler(threading.Thread):
         self._halt.set()
         self.join(timeout=10)
 
-    def sample(self, full: bool = False) -> Sample | None:
-        """`full`: USS too (it reads every mapping of each process: tens of ms, so not every time)."""
+    def sample(self, full: bool = False) -> CountedSample | None:
+        """`full`: USS too (tens of ms, so not every time)."""
         begun = time.perf_counter()
-        try:
-            procs = [self.root, *self.root.children(recursive=True)]
-        except psutil.Error:
-            return None
-        members = []
-        for proc in procs:
-            try:
-                with proc.oneshot():
-                    key = (proc.pid, proc.create_time())
-                    if key not in self._roles:
-                        self._roles[key] = role_of(proc.pid, self.root.pid, " ".join(proc.cmdline()))
-                    memory = proc.memory_full_info() if full else proc.memory_info()
-                    times = proc.cpu_times()
-                    members.append(
-                        Member(
-                            proc.pid,
-                            self._roles[key],
-                            memory.rss,
-                            getattr(memory, "uss", 0),
-                            times.user + times.system,  # not children's: a reaped worker's would count
-                            proc.num_threads(),
-                            proc.num_fds(),
-                        )
-                    )
-            except psutil.Error:  # ended between the listing and the reading
-                continue
-        now = time.monotonic() - self.started
-        sample = Sample(round(now, 2), self.acquisitions, members)
         with self._lock:
+            taken = self.tree.sample(full)
+            if taken is None:
+                return None
+            sample = CountedSample(taken.t, taken.members, self.acquisitions)
             self.samples.append(sample)
             self._follow_workers(sample)
             self.cost.append(time.perf_counter() - begun)
         return sample
 
-    def _follow_workers(self, sample: Sample) -> None:
+    def _follow_workers(self, sample: CountedSample) -> None:
         alive = {m.pid: m for m in sample.by_role("worker")}
         for pid, member in alive.items():
             life = self.workers.get(pid)
@@ -298,12 +193,12 @@ class Sampler(threading.Thread):
             self._event(sample, "ended", pid, alive)
         self._alive = set(alive)
 
-    def _event(self, sample: Sample, what: str, pid: int, alive: dict[int, Member]) -> None:
+    def _event(self, sample: CountedSample, what: str, pid: int, alive: dict[int, Any]) -> None:
         self.turnover.append(
             {"t": sample.t, "acquisitions": sample.acquisitions, what: pid, "alive": sorted(alive)}
         )
 
-    def latest(self, n: int = 1) -> list[Sample]:
+    def latest(self, n: int = 1) -> list[CountedSample]:
         with self._lock:
             return self.samples[-n:]
 
@@ -346,14 +241,14 @@ def watch_alive(proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def wait_recorded(
-    ledger: Ledger, feed: Feed, want: int, proc: subprocess.Popen[bytes], log: Path, timeout: float
+    directory: Path, feed: Feed, want: int, proc: subprocess.Popen[bytes], log: Path, timeout: float
 ) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        results = ledger.results()
+        results = recorded_results(directory)
         now = time.monotonic()
         for r in results:
-            feed.recorded_at.setdefault(r["files"][0], now)
+            feed.recorded_at.setdefault(r.files[0], now)
         if len(results) >= want:
             return
         watch_alive(proc, log)
@@ -363,7 +258,7 @@ def wait_recorded(
 
 
 def wait_idle(
-    sampler: Sampler, ledger: Ledger, proc: subprocess.Popen[bytes], log: Path, timeout: float = 300
+    sampler: Sampler, directory: Path, proc: subprocess.Popen[bytes], log: Path, timeout: float = 300
 ) -> float:
     """Every run finished, the log quiet and the watch and its workers (nearly) idle for
     `IDLE_SECONDS`; returns how long that took."""
@@ -375,7 +270,7 @@ def wait_idle(
         time.sleep(SAMPLE_SECONDS)
         watch_alive(proc, log)
         current = sampler.latest()[-1]
-        started, finished = ledger.runs()
+        started, finished = run_counts(directory)
         busy_cpu = 0.0
         if current.t > previous.t:  # CPU of processes alive in both samples
             before = {m.pid: m.cpu for m in previous.members if m.role in ("watch", "worker")}
@@ -398,9 +293,9 @@ def wait_idle(
 
 
 def checkpoint(
-    sampler: Sampler, ledger: Ledger, count: int, prefect_db: Path, careful: bool, quiet_seconds: float
+    sampler: Sampler, directory: Path, count: int, prefect_db: Path, careful: bool, quiet_seconds: float
 ) -> Checkpoint:
-    samples: list[Sample] = []
+    samples: list[CountedSample] = []
     if careful:  # a few more seconds, then the mean of several samples
         time.sleep(quiet_seconds)
         for _ in range(5):
@@ -425,7 +320,7 @@ def checkpoint(
     return Checkpoint(
         acquisitions=count,
         t=last.t,
-        batches=ledger.runs()[0],
+        batches=run_counts(directory)[0],
         rss=rss,
         uss=uss,
         workers=sorted(m.rss for m in last.by_role("worker")),
@@ -446,7 +341,6 @@ def feed_all(
     log: Path,
     prefect_db: Path,
 ) -> Feed:
-    ledger = Ledger(directory)
     feed = Feed()
     key_points = {min(50, args.acquisitions), min(100, args.acquisitions), args.acquisitions}
     if same := same_phase_point(args, 50):
@@ -460,11 +354,11 @@ def feed_all(
             shutil.copyfile(image, directory / name)
             feed.copied_at[name] = time.monotonic()
         n = burst.stop
-        wait_recorded(ledger, feed, n, proc, log, args.burst_timeout)
+        wait_recorded(directory, feed, n, proc, log, args.burst_timeout)
         sampler.acquisitions = n
-        feed.idle_waits.append(wait_idle(sampler, ledger, proc, log))
+        feed.idle_waits.append(wait_idle(sampler, directory, proc, log))
         careful = n in key_points
-        point = checkpoint(sampler, ledger, n, prefect_db, careful, args.quiet_seconds)
+        point = checkpoint(sampler, directory, n, prefect_db, careful, args.quiet_seconds)
         feed.checkpoints.append(point)
         if careful or n % 50 == 0:
             say(
@@ -495,48 +389,23 @@ def stop_watch(proc: subprocess.Popen[bytes], timeout: float = 180) -> tuple[int
     return code, time.monotonic() - begun
 
 
-def kill_leftovers(tree: list[psutil.Process], grace: float = 15.0) -> list[dict[str, Any]]:
-    """Processes of the watch's tree still alive `grace` seconds after it stopped: killed, and
-    reported (a stopped watch must leave nothing behind)."""
-    described = []
-    for member in tree:
-        try:
-            described.append((member, " ".join(member.cmdline())[:200]))
-        except psutil.Error:
-            continue
-    _, alive = psutil.wait_procs([m for m, _ in described], timeout=grace)
-    left = []
-    for member, cmdline in described:
-        if member in alive:
-            left.append({"pid": member.pid, "cmdline": cmdline})
-            try:
-                member.kill()
-            except psutil.Error:
-                continue
-    return left
-
-
 def check_ledger(directory: Path, names: list[str]) -> dict[str, Any]:
-    results = Ledger(directory).results()
+    results = recorded_results(directory)
     per_file: dict[str, int] = {}
     for r in results:
-        for f in r["files"]:
+        for f in r.files:
             per_file[f] = per_file.get(f, 0) + 1
     statuses: dict[str, int] = {}
     for r in results:
-        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+        statuses[r.status.value] = statuses.get(r.status.value, 0) + 1
     return {
         "results": len(results),
         "statuses": statuses,
-        "analyses": sorted({r["analysis"] for r in results if r["analysis"]}),
+        "analyses": sorted({r.analysis for r in results if r.analysis}),
         "missing": [n for n in names if n not in per_file],
         "duplicated": sorted(f for f, c in per_file.items() if c > 1),
         "unexpected": sorted(f for f in per_file if f not in set(names)),
-        "errors": [
-            {"files": r["files"], "reason": r["reason"]}
-            for r in results
-            if r["status"] in ("error", "failed")
-        ],
+        "errors": [{"files": r.files, "reason": r.reason} for r in results if r.is_problem],
     }
 
 
@@ -607,7 +476,7 @@ def figures(
     stop_seconds: float,
     stop_t: float,
     ledger_check: dict[str, Any],
-    leftovers: list[dict[str, Any]],
+    leftovers: list[str],
     log: Path,
 ) -> dict[str, Any]:
     points = {p.acquisitions: p for p in feed.checkpoints}
@@ -691,20 +560,22 @@ def table(f: dict[str, Any], points: dict[int, Checkpoint]) -> str:
 
     rows = [
         f"{'acquisitions':>12} {'batches':>7} {'watch':>7} {'workers':>8} {'n':>2} {'per worker':>15} "
-        f"{'server':>7} {'other':>6} {'total':>7} {'USS total':>9}   (RSS, MB)"
+        f"{'server':>7} {'tracker':>7} {'other':>6} {'total':>7} {'USS total':>9}   (RSS, MB)"
     ]
     for count in sorted(points):
         p = points[count]
         per = "/".join(mb(w) for w in p.workers) or "-"
         rows.append(
             f"{count:>12} {p.batches:>7} {mb(p.rss['watch']):>7} {mb(p.rss['worker']):>8} "
-            f"{len(p.workers):>2} {per:>15} {mb(p.rss['server']):>7} {mb(p.rss['other']):>6} "
+            f"{len(p.workers):>2} {per:>15} {mb(p.rss['server']):>7} {mb(p.rss['tracker']):>7} "
+            f"{mb(p.rss['other']):>6} "
             f"{mb(p.rss['total']):>7} {mb(p.uss['total']):>9}"
         )
     peak = f["peak"]
     rows.append(
         f"{'peak':>12} {'':>7} {mb(peak['by_role']['watch']):>7} {mb(peak['by_role']['worker']):>8} {'':>2} "
-        f"{mb(peak['one_worker']):>15} {mb(peak['by_role']['server']):>7} {mb(peak['by_role']['other']):>6} "
+        f"{mb(peak['one_worker']):>15} {mb(peak['by_role']['server']):>7} "
+        f"{mb(peak['by_role']['tracker']):>7} {mb(peak['by_role']['other']):>6} "
         f"{mb(peak['total_rss']):>7}   (per role: each role's own peak; total: the tree's peak sum)"
     )
     rows.append("")
@@ -777,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
         proc = subprocess.Popen(
             cmd,
             cwd=REPO,
-            env=watch_env(workdir, args.api),
+            env=flow_env(workdir, args.api),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -785,7 +656,6 @@ def main(argv: list[str] | None = None) -> int:
     root = psutil.Process(proc.pid)
     sampler = Sampler(root, started)
     sampler.start()
-    tree: list[psutil.Process] = []
     try:
         while b"Ctrl-C stops" not in log.read_bytes():
             watch_alive(proc, log)
@@ -796,18 +666,17 @@ def main(argv: list[str] | None = None) -> int:
         feed = feed_all(args, directory, fixtures, sampler, proc, log, prefect_db)
     except (WatchExited, TimeoutError, KeyboardInterrupt) as exc:
         say(f"aborted: {exc}")
-        tree = root.children(recursive=True) if proc.poll() is None else []
         stop_watch(proc, timeout=60)
-        kill_leftovers(tree, grace=5)
         sampler.halt()
+        sampler.tree.end_outlivers(grace=5)
         return 1
-    tree = root.children(recursive=True)
     sampler.sample()
     stop_t = time.monotonic() - started
     say("stopping the watch (SIGINT)")
     exit_code, stop_seconds = stop_watch(proc)
     sampler.halt()
-    leftovers = kill_leftovers(tree)
+    # A stopped watch leaves nothing behind: what is still alive 15 s later is reported (and ended).
+    leftovers, _ = sampler.tree.end_outlivers(grace=15)
     wall = time.monotonic() - started
     names = list(feed.copied_at)
     f = figures(

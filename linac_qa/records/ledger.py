@@ -167,10 +167,15 @@ class FileStamp:
 class Ledger:
     """Thread-safe: results arrive on the worker pool's callback thread."""
 
-    def __init__(self, db_path: Path):
+    def __init__(self, db_path: Path, *, read_only: bool = False):
         self.path = db_path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(db_path, check_same_thread=False, timeout=30)
+        # read_only: for an observer of a ledger that runs write (benchmarks), which must create and
+        # change nothing; sqlite3.OperationalError when there is no ledger yet.
+        target = f"{db_path.resolve().as_uri()}?mode=ro" if read_only else str(db_path)
+        self._db = sqlite3.connect(target, uri=read_only, check_same_thread=False, timeout=30)
+        if read_only:
+            return
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
@@ -288,6 +293,12 @@ class Ledger:
                 (finished.isoformat(), json.dumps(summary, default=str), run_id),
             )
 
+    def run_counts(self) -> tuple[int, int]:
+        """(runs started, runs finished)."""
+        with self._lock:
+            started, finished = self._db.execute("SELECT COUNT(*), COUNT(finished) FROM runs").fetchone()
+        return int(started), int(finished)
+
     # -------------------------------------------------------------- notifications
     def queue_mail(self, run_id: str, mails: list[NewMail], reported_runs: list[str]) -> None:
         """Keeps the messages as pending and marks every result of `reported_runs` not yet marked as
@@ -328,12 +339,19 @@ class Ledger:
             ).fetchall()
         return [UnreportedRun(rid, started, self._unreported_results(rid)) for rid, started in rows]
 
+    def results(self) -> list[AnalysisResult]:
+        """Every result recorded, oldest first."""
+        return self._results("", ())
+
     def _unreported_results(self, run_id: str) -> list[AnalysisResult]:
+        return self._results("WHERE run_id = ? AND notified IS NULL", (run_id,))
+
+    def _results(self, where: str, params: tuple[str, ...]) -> list[AnalysisResult]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT analysis, model, status, reason, files, outputs, metrics, unit, acquired, judged"
-                " FROM results WHERE run_id = ? AND notified IS NULL ORDER BY id",
-                (run_id,),
+                f" FROM results {where} ORDER BY id",
+                params,
             ).fetchall()
         return [
             AnalysisResult(
@@ -350,6 +368,10 @@ class Ledger:
             )
             for analysis, model, status, reason, files, outputs, metrics, unit, acquired, judged in rows
         ]
+
+    def all_mail(self) -> list[Mail]:
+        """Every message kept, in sending order, whatever its status."""
+        return self._mail("", ())
 
     def pending_mail(self) -> list[Mail]:
         """Every message not known to be delivered, including those whose last attempt has no
