@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 from types import TracebackType
+from typing import Any
 
 from linac_qa.execution.pool_base import abandon_all
 
@@ -26,6 +27,8 @@ class StopSignals:
         self.received: signal.Signals | None = None
         self._previous_fd = -1
         self._pipe: tuple[int, int] | None = None
+        self._abandoned = False
+        self._previous_interrupt: Any = signal.default_int_handler
 
     def __enter__(self) -> StopSignals:
         if os.name == "nt" or threading.current_thread() is not threading.main_thread():
@@ -34,13 +37,22 @@ class StopSignals:
         os.set_blocking(write, False)
         self._previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
         threading.Thread(target=self._listen, args=(read,), name="stop-signals", daemon=True).start()
+        # Ctrl-C's handler of our own, recording before it raises: with Python's default one in
+        # place, an asyncio runner started on the main thread (Prefect's API calls) swaps in its own,
+        # which only cancels that runner's task, and the stop can be lost with it.
+        self._previous_interrupt = signal.signal(signal.SIGINT, self._interrupt)
         return self
+
+    def _interrupt(self, number: int, frame: object) -> None:
+        self.received = self.received or signal.Signals(number)
+        raise KeyboardInterrupt
 
     def _listen(self, read: int) -> None:
         while data := os.read(read, 64):
             for number in data:
-                if number in STOPS and self.received is None:
-                    self.received = signal.Signals(number)
+                if number in STOPS and not self._abandoned:
+                    self._abandoned = True
+                    self.received = self.received or signal.Signals(number)
                     abandon_all()
 
     def __exit__(
@@ -49,6 +61,7 @@ class StopSignals:
         if self._pipe is None:
             return
         signal.set_wakeup_fd(self._previous_fd)
+        signal.signal(signal.SIGINT, self._previous_interrupt)
         os.close(self._pipe[1])  # ends the listener
         if kind is None and self.received is not None:  # the stop's exception was lost on the way
             signal.signal(self.received, signal.SIG_DFL)
