@@ -48,12 +48,13 @@ class StopSignals:
         raise KeyboardInterrupt
 
     def _listen(self, read: int) -> None:
-        while data := os.read(read, 64):
-            for number in data:
-                if number in STOPS and not self._abandoned:
-                    self._abandoned = True
-                    self.received = self.received or signal.Signals(number)
-                    abandon_all()
+        with open(read, "rb", buffering=0, closefd=True) as pipe:  # closed once __exit__ closes the other end
+            while data := pipe.read(64):
+                for number in data:
+                    if number in STOPS and not self._abandoned:
+                        self._abandoned = True
+                        self.received = self.received or signal.Signals(number)
+                        abandon_all()
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
