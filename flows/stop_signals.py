@@ -7,12 +7,22 @@ in seven the run analysed everything and ended with exit status 0, as if never s
 interpreter's wakeup fd is written by the C-level handler whatever happens afterwards, so a thread
 reading it sees every stop: it stops the analyses at once, and a run that returns anyway ends by the
 signal it was sent (a shell sees 128 + n), with nothing more written.
+
+A stop must end the run even when something on the way out blocks (a lock left held by the
+interrupted bytecode, a thread that is joined at exit, an API that is itself stopping): once a stop
+has gone unheeded for FORCE_AFTER_SECONDS, the listener writes every thread's stack to stderr, for
+the bug report, and ends the process by that signal. That is as safe as a kill -9, which any moment
+of a run survives: results and outputs are written atomically, and an unfinished analysis is
+simply analysed by the next run.
 """
 
 from __future__ import annotations
 
+import ctypes
+import faulthandler
 import os
 import signal
+import sys
 import threading
 from types import TracebackType
 from typing import Any
@@ -20,6 +30,7 @@ from typing import Any
 from linac_qa.execution.pool_base import abandon_all
 
 STOPS = (signal.SIGINT, signal.SIGTERM)
+FORCE_AFTER_SECONDS = 15.0
 
 
 class StopSignals:
@@ -54,6 +65,11 @@ class StopSignals:
                     if number in STOPS and not self._abandoned:
                         self._abandoned = True
                         self.received = self.received or signal.Signals(number)
+                        force = threading.Timer(FORCE_AFTER_SECONDS, _end_unheeded, args=(self.received,))
+                        force.daemon = (
+                            True  # a daemon still runs while the interpreter joins the others at exit
+                        )
+                        force.start()
                         abandon_all()
 
     def __exit__(
@@ -67,3 +83,20 @@ class StopSignals:
         if kind is None and self.received is not None:  # the stop's exception was lost on the way
             signal.signal(self.received, signal.SIG_DFL)
             os.kill(os.getpid(), self.received)
+
+
+def _end_unheeded(stop: signal.Signals) -> None:
+    sys.stderr.write(
+        f"\n{stop.name} was not heeded within {FORCE_AFTER_SECONDS:g} s; ending the run now. Threads:\n"
+    )
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stderr.flush()
+    # Only the main thread may call signal.signal, and it is the one that is stuck: the C library
+    # resets the disposition from here, so that the process ends by the stop itself.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    libc.signal.restype = ctypes.c_void_p
+    libc.signal(int(stop), 0)  # SIG_DFL
+    os.kill(os.getpid(), stop)
+    threading.Event().wait(5)
+    os._exit(128 + int(stop))  # only if the signal is blocked in every thread

@@ -109,7 +109,12 @@ def test_a_stop_ends_the_whole_run_within_seconds(tmp_path: Path, sig: signal.Si
     with analysing_run(tmp_path) as (proc, tree):
         sent = time.monotonic()
         os.killpg(proc.pid, sig)  # the whole group: Ctrl-C on a terminal, systemd's stop
-        proc.wait(timeout=120)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                f"still running 120 s after {sig.name}:\n{(tmp_path / 'run.log').read_text()[-6000:]}"
+            )
         left = left_behind(tree, grace=STOP_SECONDS)
         took = time.monotonic() - sent
         assert left == []

@@ -21,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 import psutil
+import pytest
 
 from linac_qa.config import Settings, load_settings
 from linac_qa.execution.runner import run_job
@@ -272,3 +273,34 @@ def test_an_interrupted_runs_results_come_back_from_the_ledger_as_they_were_judg
         )
     (run,) = ledger.unreported_runs("later")
     assert [r.judged for r in run.results] == [True, False]
+
+
+UNHEEDING = """
+import signal, sys, time
+import flows.stop_signals as stops
+stops.FORCE_AFTER_SECONDS = 1.0
+signal.signal(signal.SIGTERM, lambda *_: None)  # a handler whose exception was lost on the way
+with stops.StopSignals():
+    print("ready", flush=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # code that swallows the stop, as a stuck exit path would
+        try:
+            time.sleep(0.05)
+        except KeyboardInterrupt:
+            pass
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_that_goes_unheeded_ends_the_run_by_its_signal_with_the_threads_stacks(
+    sig: signal.Signals,
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", UNHEEDING], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == -sig  # as if it had heeded: a shell sees 128 + n
+    assert f"{sig.name} was not heeded within 1 s" in stderr
+    assert "Thread 0x" in stderr or "Current thread 0x" in stderr  # faulthandler's dump, for the bug report
