@@ -35,6 +35,10 @@ trials (127.0.0.1, its own PREFECT_HOME in the workdir) and stopped at the end, 
 `--api none` every run starts its own temporary server, as a user without a server has it (slow:
 about 20 s each); a SIGKILLed run's temporary server is then reported among the processes left.
 
+A trial whose run ended before its moment came (the machine ran faster than during the reference
+run) was not signalled: it is listed, checked like the others, and does not count; trials go on
+until `--trials` of them were signalled, at most three times as many in all.
+
 Everything goes to the workdir: the corpus, each trial's folder and logs, `figures-<mode>.json`.
 The table is printed on standard output; the exit status is 0 only when every trial passed.
 """
@@ -53,6 +57,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,6 +250,8 @@ def run_once(
         time.sleep(0.1)
     ended = time.monotonic() - started
     run.code, run.seconds = proc.returncode, round(ended, 2)
+    if sig == signal.SIGKILL and run.code in (0, 1):  # no process survives a SIGKILL: it had ended
+        run.signalled_at = None
     if run.signalled_at is not None:
         run.exit_after_signal = round(ended - run.signalled_at, 2)
         run.signalled_at = round(run.signalled_at, 2)
@@ -347,9 +354,9 @@ def stops(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[
     )
     say(f"uninterrupted: {reference.seconds} s, exit {reference.code}")
     rng = random.Random(args.seed)
-    trials = []
+    trials: list[dict[str, Any]] = []
     for name in args.signals:
-        for k in range(args.trials):
+        for k in attempts(args.trials, trials, name):
             tag = f"{name}-{k:02d}"
             root = fresh_copy(workdir / "corpus", workdir / "trials" / tag)
             moment = stop_moment(rng, reference, len(expected))
@@ -360,6 +367,7 @@ def stops(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[
             trial = {
                 "trial": tag,
                 "signal": name,
+                "signalled": killed.signalled_at is not None,
                 "after_results": moment.after_rows,
                 "then_s": round(moment.then, 2),
                 "at_s": killed.signalled_at,
@@ -409,8 +417,8 @@ def mail(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[d
         before_last, last = reference.verdict_times[n - 2], reference.verdict_times[n - 1]
         say(f"uninterrupted: last verdicts at {before_last:.1f}, {last:.1f} s; exit {reference.seconds} s")
         rng = random.Random(args.seed)
-        trials = []
-        for k in range(args.trials):
+        trials: list[dict[str, Any]] = []
+        for k in attempts(args.trials, trials, "mail"):
             tag = f"mail-{k:02d}"
             unit = f"Trial-{k:02d}"
             config = write_config(workdir / f"{tag}.yml", unit, args.workers, email)
@@ -426,6 +434,8 @@ def mail(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[d
             mail_problems, copies = check_mail(expected, received, rerun)
             trial: dict[str, Any] = {
                 "trial": tag,
+                "signal": "mail",
+                "signalled": killed.signalled_at is not None,
                 "at_s": killed.signalled_at,
                 "after_last_verdict_s": after_last_verdict(killed, n),
                 "phase": phase,
@@ -447,6 +457,15 @@ def mail(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[d
         return trials
     finally:
         box.stop()
+
+
+def attempts(wanted: int, trials: list[dict[str, Any]], signal_name: str) -> Iterator[int]:
+    """Trial numbers until `wanted` trials of this signal were really signalled (at most three
+    times as many): the list is read afresh before each one."""
+    for k in range(3 * wanted):
+        if sum(t["signalled"] for t in trials if t["signal"] == signal_name) >= wanted:
+            return
+        yield k
 
 
 def stop_moment(rng: random.Random, reference: Run, n: int) -> Moment:
@@ -516,12 +535,14 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             stop_server(server)
     passed = sum(not t["problems"] for t in trials)
+    signalled = sum(t["signalled"] for t in trials)
     figures = {
         "mode": args.mode,
         "acquisitions": args.acquisitions,
         "trials": trials,
         "passed": passed,
         "total": len(trials),
+        "signalled": signalled,
         "minutes": round((time.monotonic() - started) / 60, 1),
         "load_average_at_start": load,
         "load_average_at_end": load_average(),
@@ -529,7 +550,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     (workdir / f"figures-{args.mode}.json").write_text(json.dumps(figures, indent=1, default=str))
     print(table(trials, columns))
-    print(f"\n{passed}/{len(trials)} trials passed in {figures['minutes']} min; figures in {workdir}")
+    print(
+        f"\n{passed}/{len(trials)} trials passed, {signalled} of them signalled, in {figures['minutes']} min"
+    )
+    print(f"figures in {workdir}")
     return 0 if passed == len(trials) else 1
 
 
