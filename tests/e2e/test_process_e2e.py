@@ -267,7 +267,23 @@ def test_second_run_reads_nothing_and_new_files_alone_are_analysed(qa_run: dict[
     assert [r["files"] for r in third.summary["results"]] == [["new/RI.QA.Starshot_TrueBeam1_C.dcm"]]
     assert third.code == 0
 
-    forced = run_cli(root, "--config", config, "--json", "--force", api=api)
-    assert len(forced.summary["results"]) == len(qa_run["run"].summary["results"]) + 1
-    history = list((root / ".linac-qa" / "history").rglob("RI.QA.PF_TrueBeam1_A_analysis.pdf"))
+
+def test_force_analyses_everything_again_and_keeps_the_previous_reports(
+    tmp_path: Path, prefect_api: str
+) -> None:
+    """On a folder of its own, small: --force re-analyses what is done, whatever kind of result."""
+    root = tmp_path / "qa"
+    synthetic.starshot(root / "RI.QA.Starshot_A.dcm", wobble_mm=0.1)
+    synthetic.starshot(root / "RI.QA.Starshot_B.dcm", wobble_mm=0.9, seed=1)
+    synthetic.truncated_dicom(root / "RI.QA.Starshot_A.dcm", root / "RI.QA.Starshot_truncated.dcm")
+    synthetic.png_image(root / "team photo.png")
+    register_inputs(root)
+    config = tmp_path / "config.yml"
+    config.write_text("general:\n  settle-seconds: 0\n", encoding="utf-8")
+    first = run_cli(root, "--config", config, "--json", api=prefect_api)
+    synthetic.starshot(root / "new" / "RI.QA.Starshot_C.dcm", wobble_mm=0.1, seed=5)
+    forced = run_cli(root, "--config", config, "--json", "--force", api=prefect_api)
+    assert sorted(r["status"] for r in first.summary["results"]) == ["error", "failed", "ignored", "passed"]
+    assert len(forced.summary["results"]) == len(first.summary["results"]) + 1
+    history = list((root / ".linac-qa" / "history").rglob("RI.QA.Starshot_A_analysis.pdf"))
     assert len(history) == 1  # the previous report was kept, not overwritten
