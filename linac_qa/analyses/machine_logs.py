@@ -107,15 +107,7 @@ class MachineLogAnalysis(AnalysisType):
                 reason = (
                     f"dynalog {side} file without its {missing} file (waited {ctx.wait_seconds / 3600:g} h)"
                 )
-                out.decided.append(
-                    AnalysisResult(
-                        analysis=self.section,
-                        model="Dynalog",
-                        files=[rel],
-                        status=Status.ERROR,
-                        reason=reason,
-                    )
-                )
+                out.decided.append(AnalysisResult.error(self.section, [rel], reason, model="Dynalog"))
         return out
 
     def _lone_summary(self, rel: str, ctx: GroupContext, out: Grouped) -> None:
@@ -132,11 +124,7 @@ class MachineLogAnalysis(AnalysisType):
             return
         else:
             reason = f"trajectory log summary (.txt) without its .bin (waited {ctx.wait_seconds / 3600:g} h)"
-        out.decided.append(
-            AnalysisResult(
-                analysis=self.section, model=None, files=[rel], status=Status.IGNORED, reason=reason
-            )
-        )
+        out.decided.append(AnalysisResult.ignored(self.section, [rel], reason))
 
     def check_group(self, acq: Acquisition, settings: AnalysisSettings) -> str | None:
         return None

@@ -31,7 +31,7 @@ from linac_qa.analyses.base import (
 from linac_qa.analyses.criteria import Limit, judge, require_plausible, rounded
 from linac_qa.grouping.image_sets import session_acquisition, session_sets
 from linac_qa.intake.keywords import best_match
-from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Status
+from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile
 from linac_qa.sections import AnalysisSettings, Keyword
 
 TESTS: dict[str, Any] = {"DRGS": DRGS, "DRMLC": DRMLC, "DRCS": DRCS}
@@ -124,11 +124,7 @@ class VMATAnalysis(AnalysisType):
                     continue
                 waited = f"{ctx.wait_seconds / 3600:g} h"
                 reason = f"a VMAT test needs an open and a DMLC image; no partner arrived in {waited}"
-                out.decided.append(
-                    AnalysisResult(
-                        analysis=self.section, model=None, files=[cf.path], status=Status.ERROR, reason=reason
-                    )
-                )
+                out.decided.append(AnalysisResult.error(self.section, [cf.path], reason))
         return out
 
     def check_group(self, acq: Acquisition, settings: AnalysisSettings) -> str | None:

@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 from linac_qa.execution.runner import Job, JobOutcome, run_job
-from linac_qa.model import AnalysisResult, Status
+from linac_qa.model import AnalysisResult
 
 OnDone = Callable[[Job, JobOutcome], None]
 
@@ -84,18 +84,7 @@ def run_serialised(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def failed_outcome(job: Job, reason: str) -> JobOutcome:
-    acq = job.acquisition
-    result = AnalysisResult(
-        analysis=acq.analysis,
-        model=None,
-        files=list(acq.files),
-        status=Status.ERROR,
-        reason=reason,
-        unit=job.unit or acq.machine,
-        acquired=acq.acquired,
-        warnings=list(acq.warnings),
-    )
-    return JobOutcome(result=result, hashes={})
+    return JobOutcome(result=AnalysisResult.acquisition_error(job.acquisition, job.unit, reason), hashes={})
 
 
 def cancel(promise: Future[JobOutcome]) -> None:

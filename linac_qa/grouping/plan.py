@@ -49,7 +49,7 @@ def plan(classified: Iterable[ClassifiedFile], settings: Settings, ctx: GroupCon
     result = Plan()
     classified = list(classified)
     errors = [cf for cf in classified if cf.status is Status.ERROR]
-    result.decided.extend(decided_result(cf) for cf in classified if cf.status is Status.IGNORED)
+    result.decided.extend(AnalysisResult.classified(cf) for cf in classified if cf.status is Status.IGNORED)
     by_section: dict[str, list[ClassifiedFile]] = defaultdict(list)
     for cf in classified:
         if cf.status is None:
@@ -103,11 +103,7 @@ def _one_file_per_image(by_section: dict[str, list[ClassifiedFile]], result: Pla
                 kept.append(cf)
                 continue
             reason = f"the same image as {first[uid]} (same SOP Instance UID): analysed once, with that file"
-            result.decided.append(
-                AnalysisResult(
-                    analysis=section, model=None, files=[cf.path], status=Status.IGNORED, reason=reason
-                )
-            )
+            result.decided.append(AnalysisResult.ignored(section, [cf.path], reason))
         by_section[section] = kept
 
 
@@ -170,7 +166,7 @@ def _one_error_per_set(
         if series and (cf.analysis is None or REGISTRY[cf.analysis].grouping is Grouping.SESSION):
             by_series[series].append(cf)
         else:
-            result.decided.append(decided_result(cf))
+            result.decided.append(AnalysisResult.classified(cf))
     if not by_series:
         return
     kept = []
@@ -185,7 +181,7 @@ def _one_error_per_set(
     result.acquisitions = kept
     for broken in by_series.values():
         if len(broken) == 1:
-            result.decided.append(decided_result(broken[0]))
+            result.decided.append(AnalysisResult.classified(broken[0]))
         else:
             section = next((cf.analysis for cf in broken if cf.analysis), None)
             result.decided.append(_set_error(section, [], broken))
@@ -196,12 +192,8 @@ def _set_error(section: str | None, good: list[str], broken: list[ClassifiedFile
     listed = "; ".join(f"{n} x {why}" if n > 1 else why for why, n in reasons.most_common(3))
     more = f"; and {len(reasons) - 3} other reasons" if len(reasons) > 3 else ""
     files = sorted({*good, *(cf.path for cf in broken)})
-    return AnalysisResult(
-        analysis=section,
-        model=None,
-        files=files,
-        status=Status.ERROR,
-        reason=f"{len(broken)} of {len(files)} files of this set cannot be read: {listed}{more}",
+    return AnalysisResult.error(
+        section, files, f"{len(broken)} of {len(files)} files of this set cannot be read: {listed}{more}"
     )
 
 
@@ -211,13 +203,6 @@ def _in_busy_folder(acq: Acquisition, ctx: GroupContext) -> bool:
 
 def folder_of(rel_path: str) -> str:
     return PurePosixPath(rel_path).parent.as_posix()
-
-
-def decided_result(cf: ClassifiedFile) -> AnalysisResult:
-    assert cf.status is not None
-    return AnalysisResult(
-        analysis=cf.analysis, model=None, files=[cf.path], status=cf.status, reason=cf.reason
-    )
 
 
 def _single(cf: ClassifiedFile, settings: Settings, unit: str | None) -> Acquisition:
