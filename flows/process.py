@@ -88,9 +88,12 @@ def process_directory(
             summary = run.summary(
                 Counter(found.skipped) + Counter({"waiting-for-partner": work.waiting, "stopped": stopped})
             )
-            # Only now: every result is recorded and its outputs written. Under the directory's lock,
-            # so two runs never send the same pending message.
-            send_notifications(run, summary)
+            try:
+                # Only now: every result is recorded and its outputs written. Under the directory's
+                # lock, so two runs never send the same pending message.
+                send_notifications(run, summary)
+            finally:
+                run.finish(summary)
         finally:
             ledger.close()
     publish_results(summary)
@@ -100,7 +103,7 @@ def process_directory(
     # QA failures are this run's results, not a failure of the run: it ends Completed, named so the
     # UI shows them.
     name = f"Completed: {problems} QA problem{'s' if problems != 1 else ''}" if problems else "Completed"
-    return Completed(data=summary.model_dump(mode="json"), name=name, message=summary.headline())
+    return Completed(data=summary, name=name, message=summary.headline())
 
 
 if __name__ == "__main__":

@@ -156,4 +156,3 @@ def send_notifications(run: Run, summary: RunSummary) -> None:
                 failure = state.message
                 logger.warning("e-mail kept in the ledger for the next run: %s", failure)
         summary.notifications = mail_outcome(run.ledger, run.run_id, email, summary, failure)
-    run.ledger.finish_run(run.run_id, summary.finished, summary.model_dump(mode="json"))

@@ -289,9 +289,12 @@ class Run:
             skipped=skipped_counts(skipped),
             warnings=self.warnings,
         )
-        self.ledger.finish_run(self.run_id, summary.finished, summary.model_dump(mode="json"))
         self.remove_scratch()  # every worker has finished
         return summary
+
+    def finish(self, summary: RunSummary) -> None:
+        """The summary into the ledger, once it is complete (its notifications said)."""
+        self.ledger.finish_run(self.run_id, summary.finished, summary.model_dump(mode="json"))
 
     def unit(self) -> str | None:
         """The configured unit, else the machine the data names most often."""

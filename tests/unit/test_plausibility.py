@@ -421,7 +421,7 @@ def test_planar_phantom_without_criteria_is_not_judged_and_never_shown_as_a_pass
     assert summary.headline() == "1 not judged"
     document = json.loads(summary.model_dump_json())
     assert document["results"][0]["judged"] is False
-    assert _closing_line(document).endswith(": 1 not judged; 0 skipped")  # the CLI's last line
+    assert _closing_line(summary).endswith(": 1 not judged; 0 skipped")  # the CLI's last line
 
 
 # --------------------------------------------------------------------------- VMAT
