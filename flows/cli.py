@@ -236,20 +236,13 @@ class TerminalProgress:
 
 def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[str]) -> int:
     """Discovery and classification only: no Prefect, no workers, nothing written."""
-    from linac_qa.grouping.plan import group_context, plan
-    from linac_qa.intake.classify import classify_files
-    from linac_qa.intake.discovery import discover
+    from linac_qa.grouping.plan import plan_directory
     from linac_qa.records.ledger import STATE_DIR, Ledger
 
     ledger_file = root / STATE_DIR / "ledger.sqlite"
     known = Ledger(ledger_file).known() if ledger_file.exists() else {}
-    found = discover(root, settings, known, force=args.force, retry_errors=args.retry_errors)
-    classified = classify_files(root, [s.path for s in found.new], settings)
-    work = plan(
-        [*found.decided(), *classified],
-        settings,
-        group_context(root, settings, busy_folders=frozenset(found.busy_folders)),
-    )
+    planned = plan_directory(root, settings, known, force=args.force, retry_errors=args.retry_errors)
+    found, work = planned.found, planned.plan
     rows: list[dict[str, Any]] = [
         {
             "analysis": a.analysis,

@@ -6,16 +6,15 @@ with pylinac in worker processes, record and publish the results.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, get_run_logger
 from prefect.states import Completed
 
 from blocks.machine_config import run_settings
 from flows.tasks import (
     analysis_subflow,
-    classify,
+    classify_in_tasks,
     copy_sources,
     discover_files,
     publish_results,
@@ -23,13 +22,10 @@ from flows.tasks import (
     send_notifications,
 )
 from linac_qa.execution.pools import make_pool
-from linac_qa.grouping.plan import group_context, plan
+from linac_qa.grouping.plan import plan_directory
 from linac_qa.intake.discovery import mark_identical_done
 from linac_qa.records.ledger import Ledger
 from linac_qa.run import Listener, Run, directory_lock, resolve_directory
-
-# One classification task run per batch: a 300-slice CT series costs one task run, not 300.
-CLASSIFY_BATCH = 200
 
 
 @flow(name="process-directory", persist_result=False, validate_parameters=False)
@@ -52,25 +48,22 @@ def process_directory(
             with make_pool(general) as pool:
                 if general.sources:
                     run.warnings.extend(copy_sources(root, settings, ledger).warnings)
-                found = discover_files(root, settings, ledger.known(), force, retry_errors)
+                planned = plan_directory(
+                    root,
+                    settings,
+                    ledger.known(),
+                    force=force,
+                    retry_errors=retry_errors,
+                    discover=discover_files,
+                    classify=classify_in_tasks,
+                )
+                found, work = planned.found, planned.plan
                 run.retried = found.retried
                 for stale in found.stale_temporaries:
                     stale.unlink(missing_ok=True)
                 run.stamps = {s.path: s for s in found.stamps}
                 mark_identical_done(ledger, found)
                 logger.info("%d new file(s) in %s", len(found.new), root)
-                paths = [s.path for s in found.new]
-                batches = [paths[i : i + CLASSIFY_BATCH] for i in range(0, len(paths), CLASSIFY_BATCH)]
-                classified = [
-                    cf
-                    for fut in classify.map(unmapped(root), batches, unmapped(settings))
-                    for cf in fut.result()
-                ]
-                work = plan(
-                    [*found.decided(), *classified],
-                    settings,
-                    group_context(root, settings, busy_folders=frozenset(found.busy_folders)),
-                )
                 if listener:
                     listener.planned(len(work.decided) + len(work.acquisitions))
                 for decided in work.decided:
@@ -85,9 +78,7 @@ def process_directory(
                     for section, acquisitions in work.by_analysis().items():
                         analysis_subflow(section, acquisitions, general.unit)
             stopped = sum(f.cancelled() for f in futures.values())
-            summary = run.summary(
-                Counter(found.skipped) + Counter({"waiting-for-partner": work.waiting, "stopped": stopped})
-            )
+            summary = run.summary(planned.skipped(stopped))
             try:
                 # Only now: every result is recorded and its outputs written. Under the directory's
                 # lock, so two runs never send the same pending message.

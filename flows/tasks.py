@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Cancelled, Completed, State
 
 from linac_qa.config import Settings
 from linac_qa.execution.runner import JobOutcome
-from linac_qa.intake.classify import classify_files
+from linac_qa.intake.classify import classify_files, in_batches
 from linac_qa.intake.discovery import Discovery, discover
 from linac_qa.intake.sources import SourceCopy, copy_from_sources
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile
@@ -84,6 +84,12 @@ def copy_sources(directory: Path, settings: Settings, ledger: Ledger) -> SourceC
 @task(name="classify", cache_policy=NO_CACHE)
 def classify(directory: Path, paths: list[str], settings: Settings) -> list[ClassifiedFile]:
     return classify_files(directory, paths, settings)
+
+
+def classify_in_tasks(directory: Path, paths: list[str], settings: Settings) -> list[ClassifiedFile]:
+    """Classification as one `classify` task run per batch of files."""
+    mapped = classify.map(unmapped(directory), in_batches(paths), unmapped(settings))
+    return [cf for fut in mapped for cf in fut.result()]
 
 
 @task(name="analyse", task_run_name="{acquisition.name}", cache_policy=NO_CACHE, retries=0)

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 from linac_qa.analyses import REGISTRY
 from linac_qa.analyses.base import AnalysisType, GroupContext, Grouping
 from linac_qa.config import Settings
 from linac_qa.grouping.image_sets import session_acquisitions, unit_warnings
+from linac_qa.intake.classify import classify_files
+from linac_qa.intake.discovery import Discovery, discover
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Status
+from linac_qa.records.ledger import Known
 from linac_qa.sections import AnalysisSettings
 
 
@@ -31,6 +34,48 @@ class Plan:
         for acq in self.acquisitions:
             out[acq.analysis].append(acq)
         return dict(out)
+
+
+class Discover(Protocol):
+    def __call__(
+        self, directory: Path, settings: Settings, known: dict[str, Known], *, force: bool, retry_errors: bool
+    ) -> Discovery: ...
+
+
+Classify = Callable[[Path, list[str], Settings], list[ClassifiedFile]]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What a run of a directory would do: what discovery found, and the plan made of it."""
+
+    found: Discovery
+    plan: Plan
+
+    def skipped(self, stopped: int = 0) -> Counter[str]:
+        """Files counted, not listed: discovery's, those waiting for a partner, and those a stop
+        kept from their analysis."""
+        waiting = Counter({"waiting-for-partner": self.plan.waiting, "stopped": stopped})
+        return Counter(self.found.skipped) + waiting
+
+
+def plan_directory(
+    directory: Path,
+    settings: Settings,
+    known: dict[str, Known],
+    *,
+    force: bool = False,
+    retry_errors: bool = False,
+    discover: Discover = discover,
+    classify: Classify = classify_files,
+) -> Planned:
+    """Discover -> classify -> plan: what is new under `directory`, as what, and in which
+    acquisitions. `known`: the ledger's files (none: everything is new). The flow passes its
+    Prefect tasks as `discover` and `classify`, so that each step is a task run."""
+    found = discover(directory, settings, known, force=force, retry_errors=retry_errors)
+    classified = classify(directory, [s.path for s in found.new], settings)
+    ctx = group_context(directory, settings, busy_folders=frozenset(found.busy_folders))
+    return Planned(found, plan([*found.decided(), *classified], settings, ctx))
 
 
 def group_context(

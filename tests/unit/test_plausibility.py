@@ -33,9 +33,7 @@ from linac_qa.analyses.cbct import CTCriteria, _catphan_only, _judge_by_pylinac_
 from linac_qa.analyses.criteria import Flag, Implausible, Limit, Verdict, judge
 from linac_qa.config import Settings, load_settings
 from linac_qa.execution.runner import run_job
-from linac_qa.grouping.plan import group_context, plan
-from linac_qa.intake.classify import classify_files
-from linac_qa.intake.discovery import discover
+from linac_qa.grouping.plan import plan_directory
 from linac_qa.model import Acquisition, AnalysisResult, Status
 from linac_qa.records.ledger import Ledger
 from linac_qa.records.reporting import verdict_line
@@ -52,8 +50,7 @@ def settings(config: str = "") -> Settings:
 
 def acquisitions(root: Path, config: str = "") -> list[Acquisition]:
     s = settings(config)
-    found = discover(root, s, {})
-    return plan(classify_files(root, [f.path for f in found.new], s), s, group_context(root, s)).acquisitions
+    return plan_directory(root, s, {}).plan.acquisitions
 
 
 def through_worker(root: Path, config: str = "") -> AnalysisResult:
