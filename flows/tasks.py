@@ -17,6 +17,7 @@ from prefect.states import Cancelled, Completed, State
 
 from linac_qa.config import Settings
 from linac_qa.execution.runner import JobOutcome
+from linac_qa.grouping.plan import Planned, plan_directory
 from linac_qa.intake.classify import classify_files, in_batches
 from linac_qa.intake.discovery import Discovery, discover
 from linac_qa.intake.sources import SourceCopy, copy_from_sources
@@ -86,8 +87,24 @@ def classify(directory: Path, paths: list[str], settings: Settings) -> list[Clas
     return classify_files(directory, paths, settings)
 
 
-def classify_in_tasks(directory: Path, paths: list[str], settings: Settings) -> list[ClassifiedFile]:
-    """Classification as one `classify` task run per batch of files."""
+def plan_in_tasks(
+    directory: Path, settings: Settings, known: dict[str, Known], force: bool, retry_errors: bool
+) -> Planned:
+    """`plan_directory`, its discovery a task run and its classification one per batch of files."""
+    planned = plan_directory(
+        directory,
+        settings,
+        known,
+        force=force,
+        retry_errors=retry_errors,
+        discover=discover_files,
+        classify=_classify_in_batches,
+    )
+    get_run_logger().info("%d new file(s) in %s", len(planned.found.new), directory)
+    return planned
+
+
+def _classify_in_batches(directory: Path, paths: list[str], settings: Settings) -> list[ClassifiedFile]:
     mapped = classify.map(unmapped(directory), in_batches(paths), unmapped(settings))
     return [cf for fut in mapped for cf in fut.result()]
 

@@ -29,11 +29,12 @@ class Plan:
     waiting: int = 0  # files of incomplete groups, held back for a later run
     routed: dict[str, str] = field(default_factory=dict)  # what routed each file to its analysis
 
-    def by_analysis(self) -> dict[str, list[Acquisition]]:
-        out: dict[str, list[Acquisition]] = defaultdict(list)
-        for acq in self.acquisitions:
-            out[acq.analysis].append(acq)
-        return dict(out)
+
+def by_analysis(acquisitions: Iterable[Acquisition]) -> dict[str, list[Acquisition]]:
+    out: dict[str, list[Acquisition]] = defaultdict(list)
+    for acq in acquisitions:
+        out[acq.analysis].append(acq)
+    return dict(out)
 
 
 class Discover(Protocol):
