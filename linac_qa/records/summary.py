@@ -37,9 +37,6 @@ class RunSummary(BaseModel):
             doc.pop("error", None)
         return doc
 
-    def counts(self) -> Counter[str]:
-        return Counter(r.status.value for r in self.results)
-
     @property
     def exit_code(self) -> int:
         """The command line's exit status (flows/cli.py EXIT_STATUSES): 4 for a run that could not
