@@ -23,8 +23,7 @@ from typing import Any
 def _analyse(source: str, queue: Any) -> None:
     from linac_qa.config import load_settings
     from linac_qa.execution.runner import run_job
-    from linac_qa.grouping.plan import group_context, plan
-    from linac_qa.intake.classify import classify_files
+    from linac_qa.grouping.plan import plan_directory
     from linac_qa.records.ledger import Ledger
     from linac_qa.run import Run
 
@@ -34,9 +33,7 @@ def _analyse(source: str, queue: Any) -> None:
     target = work_dir / src.name
     (shutil.copytree if src.is_dir() else shutil.copyfile)(src, target)
     settings = load_settings(text="general:\n  settle-seconds: 0\n")
-    files = [p.relative_to(work_dir).as_posix() for p in work_dir.rglob("*") if p.is_file()]
-    work = plan(classify_files(work_dir, files, settings), settings, group_context(work_dir, settings))
-    (acq,) = work.acquisitions
+    (acq,) = plan_directory(work_dir, settings, {}).plan.acquisitions
     run = Run(work_dir, settings, Ledger(work_dir / "ledger.sqlite"))
     started = time.perf_counter()
     result = run_job(run.job(acq)).result

@@ -231,14 +231,11 @@ def pylinac_alone(corpus: Path, out: Path) -> int:
     from linac_qa.analyses import REGISTRY
     from linac_qa.analyses.base import Inputs
     from linac_qa.config import load_settings
-    from linac_qa.grouping.plan import group_context, plan
-    from linac_qa.intake.classify import classify_files
+    from linac_qa.grouping.plan import plan_directory
     from linac_qa.intake.zipsafe import ZipLimits, safe_extract_dicoms
 
     settings = load_settings(text="general:\n  settle-seconds: 0\n")
-    classified = classify_files(corpus, input_files(corpus), settings)
-    work = plan(classified, settings, group_context(corpus, settings))
-    for n, acq in enumerate(work.acquisitions):
+    for n, acq in enumerate(plan_directory(corpus, settings, {}).plan.acquisitions):
         analysis = REGISTRY[acq.analysis]
         section = settings.section(acq.analysis)
         paths = [corpus / f for f in acq.files]

@@ -22,9 +22,7 @@ from linac_qa.sections import Section
 # flows/process.py as a top-level module named `process` and break its package imports
 # (docs/design.md section 8). Prefect's module-path form is dotted, without a colon.
 ENTRYPOINT = "flows.process.process_directory"
-FLOW_NAME = "process-directory"
 WATCH_ENTRYPOINT = "flows.watch.watch_directory"
-WATCH_FLOW_NAME = "watch-directory"
 DEFAULT_WORK_POOL = "linac-qa"
 
 # A deployment name is `<name>-nightly` and appears in URLs and shell commands: keep it plain.

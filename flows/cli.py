@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from linac_qa.config import Settings
+    from linac_qa.records.summary import RunSummary
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_BUSY, EXIT_NOT_DONE = 0, 1, 2, 3, 4
 
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with StopSignals():
                 summary = cast(
-                    dict[str, Any],
+                    "RunSummary",
                     process_directory(
                         str(root), args.config, args.force, listener=progress, retry_errors=args.retry_errors
                     ),
@@ -109,11 +110,11 @@ def main(argv: list[str] | None = None) -> int:
                 _write_not_done(out, root, settings, started, str(exc))
             return EXIT_NOT_DONE
     if args.json:
-        out.write(json.dumps(summary, ensure_ascii=False) + "\n")
+        out.write(json.dumps(summary.model_dump(mode="json"), ensure_ascii=False) + "\n")
     else:
         print(_closing_line(summary), file=out)
     out.flush()
-    return EXIT_PROBLEMS if any(r["status"] in ("failed", "error") for r in summary["results"]) else EXIT_OK
+    return summary.exit_code
 
 
 def watch_main(argv: list[str] | None = None) -> int:
@@ -235,20 +236,13 @@ class TerminalProgress:
 
 def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[str]) -> int:
     """Discovery and classification only: no Prefect, no workers, nothing written."""
-    from linac_qa.grouping.plan import group_context, plan
-    from linac_qa.intake.classify import classify_files
-    from linac_qa.intake.discovery import discover
+    from linac_qa.grouping.plan import plan_directory
     from linac_qa.records.ledger import STATE_DIR, Ledger
 
     ledger_file = root / STATE_DIR / "ledger.sqlite"
     known = Ledger(ledger_file).known() if ledger_file.exists() else {}
-    found = discover(root, settings, known, force=args.force, retry_errors=args.retry_errors)
-    classified = classify_files(root, [s.path for s in found.new], settings)
-    work = plan(
-        [*found.decided(), *classified],
-        settings,
-        group_context(root, settings, busy_folders=frozenset(found.busy_folders)),
-    )
+    planned = plan_directory(root, settings, known, force=args.force, retry_errors=args.retry_errors)
+    found, work = planned.found, planned.plan
     rows: list[dict[str, Any]] = [
         {
             "analysis": a.analysis,
@@ -284,15 +278,9 @@ def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[s
     return EXIT_OK
 
 
-def _closing_line(summary: dict[str, Any]) -> str:
-    from linac_qa.model import AnalysisResult
-    from linac_qa.records.summary import OUTCOMES, outcome
-
-    counts = Counter(outcome(AnalysisResult.model_validate(r)) for r in summary["results"])
-    skipped = sum(summary["skipped"].values())
-    parts = [f"{counts[o]} {o}" for o in OUTCOMES if counts[o]]
-    unit = f" [{summary['unit']}]" if summary.get("unit") else ""
-    return f"{summary['directory']}{unit}: {', '.join(parts) or 'nothing new'}; {skipped} skipped"
+def _closing_line(summary: RunSummary) -> str:
+    unit = f" [{summary.unit}]" if summary.unit else ""
+    return f"{summary.directory}{unit}: {summary.headline(zero_skipped=True)}"
 
 
 def _claim_stdout() -> IO[str]:

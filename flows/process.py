@@ -6,30 +6,40 @@ with pylinac in worker processes, record and publish the results.
 
 from __future__ import annotations
 
-from collections import Counter
+from contextlib import closing
 from typing import Any
 
-from prefect import flow, get_run_logger, unmapped
-from prefect.states import Completed
+from prefect import flow, get_run_logger
+from prefect.states import Completed, State
 
 from blocks.machine_config import run_settings
 from flows.tasks import (
     analysis_subflow,
-    classify,
     copy_sources,
-    discover_files,
+    plan_in_tasks,
     publish_results,
     scheduled_analyses,
     send_notifications,
 )
-from linac_qa.execution.pools import make_pool
-from linac_qa.grouping.plan import group_context, plan
-from linac_qa.intake.discovery import mark_identical_done
+from linac_qa.config import Settings
+from linac_qa.execution.pool_base import Pool, Stop
+from linac_qa.execution.pools import Lent, make_pool
+from linac_qa.grouping.plan import by_analysis
 from linac_qa.records.ledger import Ledger
+from linac_qa.records.summary import RunSummary
 from linac_qa.run import Listener, Run, directory_lock, resolve_directory
 
-# One classification task run per batch: a 300-slice CT series costs one task run, not 300.
-CLASSIFY_BATCH = 200
+
+class WatchBatch:
+    """What a watch gives each of its batches: the settings it read once, and its pool, lent."""
+
+    # Prefect records a flow's parameters: an object without a __dict__ is recorded by its type's
+    # name instead of being walked through (a pool's threads, processes and clients).
+    __slots__ = ("pool", "settings")
+
+    def __init__(self, settings: Settings, pool: Pool) -> None:
+        self.settings = settings
+        self.pool = Lent(pool)
 
 
 @flow(name="process-directory", persist_result=False, validate_parameters=False)
@@ -40,67 +50,44 @@ def process_directory(
     listener: Listener | None = None,
     config_block: str | None = None,
     retry_errors: bool = False,
+    batch: WatchBatch | None = None,
 ) -> Any:
-    logger = get_run_logger()
-    settings = run_settings(config, config_block)  # a file, a machine-config block, or defaults
+    """Copies what is new from the sources, plans the directory (discover, classify, group), records
+    what needs no analysis, analyses the rest on the worker pool (a subflow per analysis type,
+    each result recorded as it arrives), then notifies and publishes the summary."""
+    # A file, a machine-config block, or the defaults; a watch's batch has them from the watch.
+    settings = batch.settings if batch else run_settings(config, config_block)
     root = resolve_directory(directory, settings)
-    with directory_lock(root):
-        ledger = Ledger.open(root)
+    with directory_lock(root), closing(Ledger.open(root)) as ledger:
         run = Run(root, settings, ledger, force=force, listener=listener)
-        general = settings.general
+        # The run's own Stop, unless a watch lends its pool: a stop signal reaches it (abandon_all).
+        with batch.pool if batch else make_pool(settings.general, Stop()) as workers:
+            if settings.general.sources:
+                run.warnings.extend(copy_sources(root, settings, ledger).warnings)
+            planned = plan_in_tasks(root, settings, ledger.known(), force, retry_errors)
+            to_analyse = run.start(planned)
+            futures = run.submit(workers, to_analyse)
+            with scheduled_analyses(futures):
+                for section, acquisitions in by_analysis(to_analyse).items():
+                    analysis_subflow(section, acquisitions, settings.general.unit)
+        summary = run.summary(planned.skipped(stopped=sum(f.cancelled() for f in futures.values())))
         try:
-            with make_pool(general) as pool:
-                if general.sources:
-                    run.warnings.extend(copy_sources(root, settings, ledger).warnings)
-                found = discover_files(root, settings, ledger.known(), force, retry_errors)
-                run.retried = found.retried
-                for stale in found.stale_temporaries:
-                    stale.unlink(missing_ok=True)
-                run.stamps = {s.path: s for s in found.stamps}
-                mark_identical_done(ledger, found)
-                logger.info("%d new file(s) in %s", len(found.new), root)
-                paths = [s.path for s in found.new]
-                batches = [paths[i : i + CLASSIFY_BATCH] for i in range(0, len(paths), CLASSIFY_BATCH)]
-                classified = [
-                    cf
-                    for fut in classify.map(unmapped(root), batches, unmapped(settings))
-                    for cf in fut.result()
-                ]
-                work = plan(
-                    [*found.decided(), *classified],
-                    settings,
-                    group_context(root, settings, busy_folders=frozenset(found.busy_folders)),
-                )
-                if listener:
-                    listener.planned(len(work.decided) + len(work.acquisitions))
-                for decided in work.decided:
-                    run.record(decided)
-                # Distinct output names; results a killed run left complete on disk are adopted.
-                work.acquisitions = run.to_analyse(work.acquisitions)
-                futures = {
-                    acq.key: pool.submit(run.job(acq), run.record_outcome)
-                    for acq in sorted(work.acquisitions, key=lambda a: len(a.files), reverse=True)
-                }
-                with scheduled_analyses(futures):
-                    for section, acquisitions in work.by_analysis().items():
-                        analysis_subflow(section, acquisitions, general.unit)
-            stopped = sum(f.cancelled() for f in futures.values())
-            summary = run.summary(
-                Counter(found.skipped) + Counter({"waiting-for-partner": work.waiting, "stopped": stopped})
-            )
-            # Only now: every result is recorded and its outputs written. Under the directory's lock,
-            # so two runs never send the same pending message.
+            # Only now: every result is recorded and its outputs written. Under the directory's
+            # lock, so two runs never send the same pending message.
             send_notifications(run, summary)
         finally:
-            ledger.close()
+            run.finish(summary)
     publish_results(summary)
-    counts = summary.counts()
-    problems = counts["failed"] + counts["error"]
-    logger.info("%s: %s", root, summary.headline())
-    # QA failures are this run's results, not a failure of the run: it ends Completed, named so the
-    # UI shows them.
+    get_run_logger().info("%s: %s", root, summary.headline())
+    return _completed(summary)
+
+
+def _completed(summary: RunSummary) -> State:
+    """QA failures are this run's results, not a failure of the run: it ends Completed, named so
+    that the UI shows them."""
+    problems = sum(r.is_problem for r in summary.results)
     name = f"Completed: {problems} QA problem{'s' if problems != 1 else ''}" if problems else "Completed"
-    return Completed(data=summary.model_dump(mode="json"), name=name, message=summary.headline())
+    return Completed(data=summary, name=name, message=summary.headline())
 
 
 if __name__ == "__main__":

@@ -10,14 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Cancelled, Completed, State
 
 from linac_qa.config import Settings
 from linac_qa.execution.runner import JobOutcome
-from linac_qa.intake.classify import classify_files
+from linac_qa.grouping.plan import Planned, plan_directory
+from linac_qa.intake.classify import classify_files, in_batches
 from linac_qa.intake.discovery import Discovery, discover
 from linac_qa.intake.sources import SourceCopy, copy_from_sources
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile
@@ -84,6 +85,28 @@ def copy_sources(directory: Path, settings: Settings, ledger: Ledger) -> SourceC
 @task(name="classify", cache_policy=NO_CACHE)
 def classify(directory: Path, paths: list[str], settings: Settings) -> list[ClassifiedFile]:
     return classify_files(directory, paths, settings)
+
+
+def plan_in_tasks(
+    directory: Path, settings: Settings, known: dict[str, Known], force: bool, retry_errors: bool
+) -> Planned:
+    """`plan_directory`, its discovery a task run and its classification one per batch of files."""
+    planned = plan_directory(
+        directory,
+        settings,
+        known,
+        force=force,
+        retry_errors=retry_errors,
+        discover=discover_files,
+        classify=_classify_in_batches,
+    )
+    get_run_logger().info("%d new file(s) in %s", len(planned.found.new), directory)
+    return planned
+
+
+def _classify_in_batches(directory: Path, paths: list[str], settings: Settings) -> list[ClassifiedFile]:
+    mapped = classify.map(unmapped(directory), in_batches(paths), unmapped(settings))
+    return [cf for fut in mapped for cf in fut.result()]
 
 
 @task(name="analyse", task_run_name="{acquisition.name}", cache_policy=NO_CACHE, retries=0)
@@ -156,4 +179,3 @@ def send_notifications(run: Run, summary: RunSummary) -> None:
                 failure = state.message
                 logger.warning("e-mail kept in the ledger for the next run: %s", failure)
         summary.notifications = mail_outcome(run.ledger, run.run_id, email, summary, failure)
-    run.ledger.finish_run(run.run_id, summary.finished, summary.model_dump(mode="json"))

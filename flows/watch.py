@@ -19,11 +19,11 @@ from prefect import flow, get_run_logger
 from prefect.states import Completed
 
 from blocks.machine_config import run_settings
-from flows.process import process_directory
-from linac_qa.execution.pool_base import request_stop
-from linac_qa.execution.pools import shared_pool
+from flows.process import WatchBatch, process_directory
+from linac_qa.execution.pool_base import Stop
+from linac_qa.execution.pools import make_pool
 from linac_qa.run import Listener, resolve_directory, watch_lock
-from linac_qa.watching import stop_watching, watch
+from linac_qa.watching import watch
 
 log = logging.getLogger(__name__)
 
@@ -37,31 +37,32 @@ def watch_directory(
     listener: Listener | None = None,
 ) -> Any:
     logger = get_run_logger()
-    settings = run_settings(config, config_block)
+    settings = run_settings(config, config_block)  # once: every batch runs with these
     root = resolve_directory(directory, settings)
-    _stop_on_signals()
+    stop = Stop()
+    _stop_on_signals(stop)
+    # One pool for every batch: its workers stay warm (pylinac imported) between batches.
+    with watch_lock(root), make_pool(settings.general, stop) as pool:
 
-    def run_batch() -> None:
-        process_directory(str(root), config, listener=listener, config_block=config_block)
+        def run_batch() -> None:
+            process_directory(str(root), listener=listener, batch=WatchBatch(settings, pool))
 
-    with watch_lock(root), shared_pool(settings.general):
         logger.info(
             "watching %s (and %d source folder(s)) every %g s; Ctrl-C stops",
             root,
             len(settings.general.sources),
             settings.general.poll_seconds,
         )
-        batches = watch(root, settings, run_batch, on_warning=logger.warning)
+        batches = watch(root, settings, run_batch, stop, on_warning=logger.warning)
     return Completed(message=f"stopped after {batches} batch(es)")
 
 
-def _stop_on_signals() -> None:
+def _stop_on_signals(stop: Stop) -> None:
     if threading.current_thread() is not threading.main_thread():
         return  # signals reach the main thread only; the process that owns it decides
 
     def first(signum: int, frame: FrameType | None) -> None:
-        cancelled = request_stop()
-        stop_watching()
+        cancelled = stop.request()
         log.warning(
             "stopping after the analyses in progress (%d waiting analyses left for the next run); "
             "Ctrl-C again stops at once",

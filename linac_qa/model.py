@@ -7,6 +7,7 @@ summary), so it holds plain values only: never pylinac objects or open files.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Any
@@ -131,6 +132,43 @@ class AnalysisResult(BaseModel):
     # judged (a planar phantom with no criteria configured) keeps the status the contract allows,
     # and is shown as "not judged", never among the passes.
     judged: bool = False
+
+    @classmethod
+    def error(
+        cls, analysis: str | None, files: Iterable[str], reason: str, model: str | None = None
+    ) -> AnalysisResult:
+        """Files that should have been analysable and cannot be, known before any analysis."""
+        return cls(analysis=analysis, model=model, files=list(files), status=Status.ERROR, reason=reason)
+
+    @classmethod
+    def ignored(
+        cls, analysis: str | None, files: Iterable[str], reason: str, model: str | None = None
+    ) -> AnalysisResult:
+        """Files that are no QA result of their own, saying why."""
+        return cls(analysis=analysis, model=model, files=list(files), status=Status.IGNORED, reason=reason)
+
+    @classmethod
+    def classified(cls, cf: ClassifiedFile) -> AnalysisResult:
+        """The verdict classification alone reached on a file (ignored, or an error)."""
+        assert cf.status is not None
+        return cls(analysis=cf.analysis, model=None, files=[cf.path], status=cf.status, reason=cf.reason)
+
+    @classmethod
+    def acquisition_error(
+        cls, acq: Acquisition, unit: str | None, reason: str = "", model: str | None = None
+    ) -> AnalysisResult:
+        """An acquisition's result while it has no verdict: an error, until its analysis gives one.
+        `unit`: the configured one; else the machine the data names."""
+        return cls(
+            analysis=acq.analysis,
+            model=model,
+            files=list(acq.files),
+            status=Status.ERROR,
+            reason=reason,
+            unit=unit or acq.machine,
+            acquired=acq.acquired,
+            warnings=list(acq.warnings),
+        )
 
     @property
     def is_problem(self) -> bool:

@@ -9,6 +9,7 @@ import shutil
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,10 @@ from filelock import FileLock, Timeout
 from linac_qa.checkpoints import checkpoint
 from linac_qa.config import ConfigError, Settings
 from linac_qa.execution.adopt import adopt
+from linac_qa.execution.pool_base import Pool
 from linac_qa.execution.runner import Job, JobOutcome
-from linac_qa.intake.discovery import printable
+from linac_qa.grouping.plan import Planned
+from linac_qa.intake.discovery import mark_identical_done, printable
 from linac_qa.intake.hashing import Hashed, hash_file
 from linac_qa.intake.sources import NOT_FOUND, folder_problem
 from linac_qa.intake.zipsafe import ZipLimits
@@ -186,8 +189,10 @@ class Run:
     listener: Listener | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    # Set by `start`: what discovery saw of each file (recorded for a file nobody can hash), and the
+    # files whose recorded error is retried, with why.
     stamps: dict[str, FileStamp] = field(default_factory=dict)
-    retried: dict[str, str] = field(default_factory=dict)  # files whose recorded error is retried, and why
+    retried: dict[str, str] = field(default_factory=dict)
     results: list[AnalysisResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -227,6 +232,28 @@ class Run:
             zip_max_ratio=limits.max_ratio,
             scratch=str(self.scratch),
         )
+
+    def start(self, planned: Planned) -> list[Acquisition]:
+        """Takes what discovery found and the plan made of it: temporaries that killed runs left are
+        deleted, files only touched since they were recorded are marked done, and the results
+        decided without an analysis are recorded. Returns what still needs a worker (`to_analyse`)."""
+        found, plan = planned.found, planned.plan
+        self.stamps = {s.path: s for s in found.stamps}
+        self.retried = found.retried
+        for stale in found.stale_temporaries:
+            stale.unlink(missing_ok=True)
+        mark_identical_done(self.ledger, found)
+        if self.listener:
+            self.listener.planned(len(plan.decided) + len(plan.acquisitions))
+        for decided in plan.decided:
+            self.record(decided)
+        return self.to_analyse(plan.acquisitions)
+
+    def submit(self, pool: Pool, acquisitions: list[Acquisition]) -> dict[str, Future[JobOutcome]]:
+        """Every acquisition to the pool, each recorded the moment its analysis ends; the largest
+        first, so that a long series does not start last and keep the run waiting on it alone."""
+        largest_first = sorted(acquisitions, key=lambda a: len(a.files), reverse=True)
+        return {acq.key: pool.submit(self.job(acq), self.record_outcome) for acq in largest_first}
 
     def to_analyse(self, acquisitions: list[Acquisition]) -> list[Acquisition]:
         """What still needs a worker: output names made distinct, then (unless --force) the results
@@ -289,9 +316,12 @@ class Run:
             skipped=skipped_counts(skipped),
             warnings=self.warnings,
         )
-        self.ledger.finish_run(self.run_id, summary.finished, summary.model_dump(mode="json"))
         self.remove_scratch()  # every worker has finished
         return summary
+
+    def finish(self, summary: RunSummary) -> None:
+        """The summary into the ledger, once it is complete (its notifications said)."""
+        self.ledger.finish_run(self.run_id, summary.finished, summary.model_dump(mode="json"))
 
     def unit(self) -> str | None:
         """The configured unit, else the machine the data names most often."""

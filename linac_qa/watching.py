@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from linac_qa.config import Settings
+from linac_qa.execution.pool_base import Stop
 from linac_qa.grouping.plan import folder_of
 from linac_qa.intake.discovery import discover
 from linac_qa.intake.sources import scan_sources
@@ -116,7 +117,7 @@ class Wakeup:
         except Exception as exc:  # e.g. the inotify watch limit: polling alone still works
             log.warning("file-system events unavailable (%s); polling only", exc)
 
-    def wait(self, timeout: float, stop: threading.Event) -> None:
+    def wait(self, timeout: float, stop: Stop) -> None:
         deadline = time.monotonic() + timeout
         while not stop.is_set():
             left = deadline - time.monotonic()
@@ -133,22 +134,15 @@ class Wakeup:
             self._observer.join(timeout=5)
 
 
-# Set by `stop_watching` (the first Ctrl-C): the watch lets its batch finish and returns.
-_stop = threading.Event()
-
-
-def stop_watching() -> None:
-    _stop.set()
-
-
 def watch(
     directory: Path,
     settings: Settings,
     run_batch: Callable[[], None],
+    stop: Stop,
     on_warning: Callable[[str], None] = log.warning,
-    stop: threading.Event = _stop,
 ) -> int:
-    """Runs batches until `stop` is set; returns how many ran. A batch that fails is logged and
+    """Runs batches until `stop` is set (the first Ctrl-C: the batch in progress finishes); returns
+    how many ran. A batch that fails is logged and
     tried again at the next poll: it recorded what it finished, so the retry does only the rest."""
     general = settings.general
     trigger = BatchTrigger(general.settle_seconds)

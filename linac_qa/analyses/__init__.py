@@ -4,6 +4,8 @@ which breaks ties between equally long keywords."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from linac_qa.analyses.base import AnalysisType
 from linac_qa.analyses.cbct import CBCTAnalysis
 from linac_qa.analyses.field_analysis import FieldAnalysisType
@@ -15,7 +17,7 @@ from linac_qa.analyses.starshot import StarshotAnalysis
 from linac_qa.analyses.vmat import VMATAnalysis
 from linac_qa.analyses.winston_lutz import WinstonLutzAnalysis
 
-REGISTRY: dict[str, AnalysisType] = {
+REGISTRY: dict[str, AnalysisType[Any]] = {
     a.section: a
     for a in (
         PicketFenceAnalysis(),

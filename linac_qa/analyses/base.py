@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from linac_qa.analyses.criteria import Verdict
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile
@@ -82,33 +82,40 @@ class Inputs:
         return self.paths[0]
 
 
-class AnalysisType(ABC):
+S = TypeVar("S", bound=AnalysisSettings)
+
+
+class AnalysisType(ABC, Generic[S]):
+    """One modality, in the three phases of a run, each hook with a default most types keep:
+
+    - recognise (classification): which files are this type's: their DICOM `modalities`, plain
+      images (`accepts_images`), files known by what they hold (`claims`), and the options a file
+      names (`variant`; a routing rule's, checked by `check_variant` when the config is loaded);
+    - group (planning): which files make one acquisition: `grouping` (one image, or a session of
+      images within `session_window`), or a whole `group` of the type's own, with `partners` it
+      takes from files that nothing names; `check_group` says why a group cannot be analysed;
+    - analyse (in a worker): `load` the pylinac object, `run` its analysis (`analyze_kwargs`),
+      `judge` it, write its report (`write_report`, `save_image`) and results.
+
+    `S`: the type's settings (its config section), which every hook that takes settings gets.
+    """
+
     section: ClassVar[str]  # config section and the `analysis` name in the summary
-    settings_model: ClassVar[type[AnalysisSettings]]
-    grouping: ClassVar[Grouping] = Grouping.SINGLE
+    settings_model: type[S]
+
+    # ------------------------------------------------------------------ recognise
     modalities: ClassVar[frozenset[str | None]] = frozenset({"RTIMAGE"})  # DICOM Modality accepted
     accepts_images: ClassVar[bool] = True  # plain image files (TIFF film scans and the like)
     # DICOM modalities that belong here even without a keyword (a CT series is a phantom scan).
     claims_modalities: ClassVar[frozenset[str]] = frozenset()
-    # Which pylinac classes a config's `analysis:` keys are checked against.
-    pylinac_classes: ClassVar[tuple[Any, ...]]
-    # The method with which pylinac's publish_pdf() draws the analysed image into the report: the
-    # PNG is then that very picture, kept as it is drawn rather than drawn a second time (a picket
-    # fence takes 1.5 s to draw). None: the PNG is drawn on its own, by save_image().
-    report_image_method: ClassVar[str | None] = None
-
-    def pylinac_class(self, acq: Acquisition, settings: AnalysisSettings) -> Any:
-        """The pylinac class this acquisition is analysed with (a phantom model, a VMAT test...)."""
-        return self.pylinac_classes[0]
-
-    def model_name(self, acq: Acquisition, settings: AnalysisSettings) -> str:
-        """The pylinac class used, for the summary's `model`."""
-        return str(self.pylinac_class(acq, settings).__name__)
-
     # What a routing rule may set per acquisition (its `variant:`), each with the check of its value.
     variant_options: ClassVar[VariantChecks] = {}
 
-    def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
+    def claims(self, path: Path, head: bytes) -> Claim | None:
+        """Recognise a file that is not DICOM by its content (machine logs, Profiler data)."""
+        return None
+
+    def variant(self, file: ClassifiedFile, settings: S) -> dict[str, Any]:
         """Per-acquisition variants read from keywords or tokens (FFF, film, nominal size)."""
         return {}
 
@@ -124,33 +131,61 @@ class AnalysisType(ABC):
             out[name] = check(value)
         return out
 
-    def session_window(self, settings: AnalysisSettings) -> dt.timedelta:
+    # ------------------------------------------------------------------ group
+    grouping: ClassVar[Grouping] = Grouping.SINGLE
+
+    def partners(self, own: list[ClassifiedFile], spare: list[ClassifiedFile]) -> list[ClassifiedFile]:
+        """Files that nothing names (`by_content`) that belong with this type's own files, as this
+        type's: the open image of a VMAT test. Called before grouping."""
+        return []
+
+    def session_window(self, settings: S) -> dt.timedelta:
         """How far apart loose images of one session may be taken."""
         return dt.timedelta(minutes=30)
 
-    def claims(self, path: Path, head: bytes) -> Claim | None:
-        """Recognise a file that is not DICOM by its content (machine logs, Profiler data)."""
+    def group(self, files: list[ClassifiedFile], settings: S, ctx: GroupContext) -> Grouped | None:
+        """This type's own grouping of its files, or None for the one named by `grouping`."""
         return None
 
-    def check_group(self, acq: Acquisition, settings: AnalysisSettings) -> str | None:
+    def check_group(self, acq: Acquisition, settings: S) -> str | None:
         """A reason why this group cannot be analysed as it is, or None."""
         images = acq.variant.get("images", len(acq.files))
         if images != 1:
             return f"{self.section} analyses one image per acquisition; found {images}"
         return None
 
-    @abstractmethod
-    def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any: ...
+    # ------------------------------------------------------------------ analyse
+    # Which pylinac classes a config's `analysis:` keys are checked against.
+    pylinac_classes: ClassVar[tuple[Any, ...]]
+    # The method with which pylinac's publish_pdf() draws the analysed image into the report: the
+    # PNG is then that very picture, kept as it is drawn rather than drawn a second time (a picket
+    # fence takes 1.5 s to draw). None: the PNG is drawn on its own, by save_image().
+    report_image_method: ClassVar[str | None] = None
 
-    def classes_for(self, settings: AnalysisSettings) -> tuple[Any, ...]:
+    def pylinac_class(self, acq: Acquisition, settings: S) -> Any:
+        """The pylinac class this acquisition is analysed with (a phantom model, a VMAT test...)."""
+        return self.pylinac_classes[0]
+
+    def model_name(self, acq: Acquisition, settings: S) -> str:
+        """The pylinac class used, for the summary's `model`."""
+        return str(self.pylinac_class(acq, settings).__name__)
+
+    def classes_for(self, settings: S) -> tuple[Any, ...]:
         """The pylinac classes this config can route to, whose analyze() takes `analysis:`."""
         return self.pylinac_classes
 
-    def analyze_kwargs(self, acq: Acquisition, settings: AnalysisSettings) -> dict[str, Any]:
+    @abstractmethod
+    def load(self, inputs: Inputs, acq: Acquisition, settings: S) -> Any: ...
+
+    def analyze_kwargs(self, acq: Acquisition, settings: S) -> dict[str, Any]:
         return to_pylinac_kwargs(self.pylinac_class(acq, settings).analyze, settings.analysis)
 
-    def run(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> None:
+    def run(self, analysed: Any, acq: Acquisition, settings: S) -> None:
         analysed.analyze(**self.analyze_kwargs(acq, settings))
+
+    @abstractmethod
+    def judge(self, analysed: Any, acq: Acquisition, settings: S) -> Verdict:
+        """The verdict; raises `criteria.Implausible` when the analysis did not find what it must."""
 
     def results_text(self, analysed: Any) -> str:
         return str(analysed.results())
@@ -159,21 +194,6 @@ class AnalysisType(ABC):
         data = results_data(analysed)
         dump = getattr(data, "model_dump_json", None)  # what results_data(as_json=True) returns
         return json.loads(dump() if dump is not None else analysed.results_data(as_json=True))
-
-    def partners(self, own: list[ClassifiedFile], spare: list[ClassifiedFile]) -> list[ClassifiedFile]:
-        """Files that nothing names (`by_content`) that belong with this type's own files, as this
-        type's: the open image of a VMAT test. Called before grouping."""
-        return []
-
-    def group(
-        self, files: list[ClassifiedFile], settings: AnalysisSettings, ctx: GroupContext
-    ) -> Grouped | None:
-        """This type's own grouping of its files, or None for the one named by `grouping`."""
-        return None
-
-    @abstractmethod
-    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
-        """The verdict; raises `criteria.Implausible` when the analysis did not find what it must."""
 
     def save_image(self, analysed: Any, path: Path) -> None:
         analysed.save_analyzed_image(str(path))

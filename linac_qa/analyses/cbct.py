@@ -68,7 +68,7 @@ class CBCTSettings(AnalysisSettings):
     min_slices: int = Field(default=10, ge=1)
 
 
-class CBCTAnalysis(AnalysisType):
+class CBCTAnalysis(AnalysisType[CBCTSettings]):
     section = "cbct"
     settings_model = CBCTSettings
     grouping = Grouping.SESSION
@@ -78,27 +78,23 @@ class CBCTAnalysis(AnalysisType):
     pylinac_classes = tuple(MODELS.values())
     variant_options: ClassVar[VariantChecks] = {"model": one_of(MODELS)}
 
-    def pylinac_class(self, acq: Acquisition, settings: AnalysisSettings) -> Any:
-        assert isinstance(settings, CBCTSettings)
+    def pylinac_class(self, acq: Acquisition, settings: CBCTSettings) -> Any:
         return MODELS[acq.variant.get("model", settings.model)]
 
-    def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
-        assert isinstance(settings, CBCTSettings)
+    def variant(self, file: ClassifiedFile, settings: CBCTSettings) -> dict[str, Any]:
         match = best_match(file.texts, [(model, kw) for kw, model in settings.model_keywords.items()])
         return {"model": match[0]} if match else {}
 
-    def check_group(self, acq: Acquisition, settings: AnalysisSettings) -> str | None:
-        assert isinstance(settings, CBCTSettings)
+    def check_group(self, acq: Acquisition, settings: CBCTSettings) -> str | None:
         slices = acq.variant.get("images", len(acq.files))
         if slices < settings.min_slices:
             return f"series of {slices} slice(s); a phantom scan needs at least {settings.min_slices}"
         return None
 
-    def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
+    def load(self, inputs: Inputs, acq: Acquisition, settings: CBCTSettings) -> Any:
         return self.pylinac_class(acq, settings)([str(p) for p in inputs.paths])
 
-    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
-        assert isinstance(settings, CBCTSettings)
+    def judge(self, analysed: Any, acq: Acquisition, settings: CBCTSettings) -> Verdict:
         if self.model_name(acq, settings).startswith("CatPhan"):
             return _judge_catphan(results_data(analysed), settings.criteria)
         model = self.model_name(acq, settings)

@@ -51,7 +51,7 @@ class FieldAnalysisSettings(AnalysisSettings):
     tolerances: FieldTolerances = Field(default_factory=FieldTolerances)
 
 
-class FieldAnalysisType(AnalysisType):
+class FieldAnalysisType(AnalysisType[FieldAnalysisSettings]):
     section = "field-analysis"
     settings_model = FieldAnalysisSettings
     pylinac_classes = (FieldAnalysis, DeviceFieldAnalysis)
@@ -67,14 +67,13 @@ class FieldAnalysisType(AnalysisType):
         model = found[1].decode("cp437").strip()
         return Claim(f"Sun Nuclear Profiler data ({model}), by content", {"device": Device.PROFILER.name})
 
-    def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
-        assert isinstance(settings, FieldAnalysisSettings)
+    def variant(self, file: ClassifiedFile, settings: FieldAnalysisSettings) -> dict[str, Any]:
         return {"fff": True} if any_match(settings.fff_keywords, file.texts) else {}
 
-    def pylinac_class(self, acq: Acquisition, settings: AnalysisSettings) -> Any:
+    def pylinac_class(self, acq: Acquisition, settings: FieldAnalysisSettings) -> Any:
         return DeviceFieldAnalysis if acq.variant.get("device") else FieldAnalysis
 
-    def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
+    def load(self, inputs: Inputs, acq: Acquisition, settings: FieldAnalysisSettings) -> Any:
         device = acq.variant.get("device")
         if not device:
             return FieldAnalysis(str(inputs.single))
@@ -86,11 +85,10 @@ class FieldAnalysisType(AnalysisType):
                 f"{type(exc).__name__}: {exc}"
             ) from exc
 
-    def analyze_kwargs(self, acq: Acquisition, settings: AnalysisSettings) -> dict[str, Any]:
+    def analyze_kwargs(self, acq: Acquisition, settings: FieldAnalysisSettings) -> dict[str, Any]:
         return {**super().analyze_kwargs(acq, settings), "is_FFF": bool(acq.variant.get("fff"))}
 
-    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
-        assert isinstance(settings, FieldAnalysisSettings)
+    def judge(self, analysed: Any, acq: Acquisition, settings: FieldAnalysisSettings) -> Verdict:
         r = results_data(analysed)
         p = {name: r.protocol_results.get(name) for name in PROTOCOL_VALUES}
         tol = settings.tolerances

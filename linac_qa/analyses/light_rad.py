@@ -30,24 +30,22 @@ class LightRadSettings(AnalysisSettings):
     tolerances: LightRadTolerances = Field(default_factory=LightRadTolerances)
 
 
-class LightRadAnalysis(AnalysisType):
+class LightRadAnalysis(AnalysisType[LightRadSettings]):
     section = "light-rad"
     settings_model = LightRadSettings
     pylinac_classes = (StandardImagingFC2, DoselabRLf, IsoAlign, SNCFSQA)
 
-    def pylinac_class(self, acq: Acquisition, settings: AnalysisSettings) -> Any:
-        assert isinstance(settings, LightRadSettings)
+    def pylinac_class(self, acq: Acquisition, settings: LightRadSettings) -> Any:
         return PHANTOMS[settings.phantom]
 
-    def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
+    def variant(self, file: ClassifiedFile, settings: LightRadSettings) -> dict[str, Any]:
         nominal = nominal_field_mm(file.texts)
         return {"nominal_field_mm": list(nominal)} if nominal else {}
 
-    def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
+    def load(self, inputs: Inputs, acq: Acquisition, settings: LightRadSettings) -> Any:
         return self.pylinac_class(acq, settings)(str(inputs.single))
 
-    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
-        assert isinstance(settings, LightRadSettings)
+    def judge(self, analysed: Any, acq: Acquisition, settings: LightRadSettings) -> Verdict:
         r = results_data(analysed)
         tol = settings.tolerances
         nominal = acq.variant.get("nominal_field_mm")

@@ -53,14 +53,14 @@ class MachineLogSettings(AnalysisSettings):
     tolerances: LogTolerances = Field(default_factory=LogTolerances)
 
 
-class MachineLogAnalysis(AnalysisType):
+class MachineLogAnalysis(AnalysisType[MachineLogSettings]):
     section = "machine-logs"
     settings_model = MachineLogSettings
     pylinac_classes = ()
     modalities = frozenset()
     accepts_images = False
 
-    def model_name(self, acq: Acquisition, settings: AnalysisSettings) -> str:
+    def model_name(self, acq: Acquisition, settings: MachineLogSettings) -> str:
         return "TrajectoryLog" if acq.variant.get("kind") == "trajectory" else "Dynalog"
 
     def claims(self, path: Path, head: bytes) -> Claim | None:
@@ -74,7 +74,7 @@ class MachineLogAnalysis(AnalysisType):
             return Claim("trajectory log summary (.txt)")
         return None
 
-    def group(self, files: list[ClassifiedFile], settings: AnalysisSettings, ctx: GroupContext) -> Grouped:
+    def group(self, files: list[ClassifiedFile], settings: MachineLogSettings, ctx: GroupContext) -> Grouped:
         out = Grouped()
         by_suffix: dict[str, list[str]] = defaultdict(list)
         for cf in files:
@@ -107,15 +107,7 @@ class MachineLogAnalysis(AnalysisType):
                 reason = (
                     f"dynalog {side} file without its {missing} file (waited {ctx.wait_seconds / 3600:g} h)"
                 )
-                out.decided.append(
-                    AnalysisResult(
-                        analysis=self.section,
-                        model="Dynalog",
-                        files=[rel],
-                        status=Status.ERROR,
-                        reason=reason,
-                    )
-                )
+                out.decided.append(AnalysisResult.error(self.section, [rel], reason, model="Dynalog"))
         return out
 
     def _lone_summary(self, rel: str, ctx: GroupContext, out: Grouped) -> None:
@@ -132,21 +124,16 @@ class MachineLogAnalysis(AnalysisType):
             return
         else:
             reason = f"trajectory log summary (.txt) without its .bin (waited {ctx.wait_seconds / 3600:g} h)"
-        out.decided.append(
-            AnalysisResult(
-                analysis=self.section, model=None, files=[rel], status=Status.IGNORED, reason=reason
-            )
-        )
+        out.decided.append(AnalysisResult.ignored(self.section, [rel], reason))
 
-    def check_group(self, acq: Acquisition, settings: AnalysisSettings) -> str | None:
+    def check_group(self, acq: Acquisition, settings: MachineLogSettings) -> str | None:
         return None
 
-    def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
+    def load(self, inputs: Inputs, acq: Acquisition, settings: MachineLogSettings) -> Any:
         # The A file (or the .bin) alone: pylinac finds the B file or the .txt beside it.
         return load_log(str(inputs.paths[0]))
 
-    def run(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> None:
-        assert isinstance(settings, MachineLogSettings)
+    def run(self, analysed: Any, acq: Acquisition, settings: MachineLogSettings) -> None:
         if _is_imaging(analysed):
             return
         mlc = analysed.axis_data.mlc
@@ -164,8 +151,7 @@ class MachineLogAnalysis(AnalysisType):
             doseTA=g.dose_percent, distTA=g.distance_mm, threshold=g.threshold, resolution=g.resolution
         )
 
-    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
-        assert isinstance(settings, MachineLogSettings)
+    def judge(self, analysed: Any, acq: Acquisition, settings: MachineLogSettings) -> Verdict:
         if _is_imaging(analysed):
             return Verdict(Status.IGNORED, "imaging log: no treatment beam to judge", {"imaging": True})
         return judge_log(

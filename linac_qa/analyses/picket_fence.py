@@ -33,7 +33,7 @@ def _known_mlc(value: str) -> str:
     return value
 
 
-class PicketFenceAnalysis(AnalysisType):
+class PicketFenceAnalysis(AnalysisType[PicketFenceSettings]):
     section = "picket-fence"
     settings_model = PicketFenceSettings
     pylinac_classes = (PicketFence,)
@@ -41,13 +41,11 @@ class PicketFenceAnalysis(AnalysisType):
     report_image_method = "save_analyzed_image"
     variant_options: ClassVar[VariantChecks] = {"mlc": lambda value: _known_mlc(str(value))}
 
-    def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
-        assert isinstance(settings, PicketFenceSettings)
+    def load(self, inputs: Inputs, acq: Acquisition, settings: PicketFenceSettings) -> Any:
         mlc = acq.variant.get("mlc", settings.mlc)
         return PicketFence(str(inputs.single), mlc=enum_member(MLC, mlc))
 
-    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
-        assert isinstance(settings, PicketFenceSettings)
+    def judge(self, analysed: Any, acq: Acquisition, settings: PicketFenceSettings) -> Verdict:
         r = results_data(analysed)
         metrics = {
             "max_error_mm": round(r.max_error_mm, 3),

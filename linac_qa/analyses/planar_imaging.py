@@ -103,26 +103,23 @@ def _phantom(name: str) -> str:
     return name
 
 
-class PlanarImagingAnalysis(AnalysisType):
+class PlanarImagingAnalysis(AnalysisType[PlanarImagingSettings]):
     section = "planar-imaging"
     settings_model = PlanarImagingSettings
     pylinac_classes = tuple(PHANTOMS.values())
     variant_options: ClassVar[VariantChecks] = {"phantom": one_of(PHANTOMS)}
 
-    def pylinac_class(self, acq: Acquisition, settings: AnalysisSettings) -> Any:
-        assert isinstance(settings, PlanarImagingSettings)
+    def pylinac_class(self, acq: Acquisition, settings: PlanarImagingSettings) -> Any:
         return PHANTOMS[acq.variant.get("phantom", settings.default_phantom)]
 
-    def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
-        assert isinstance(settings, PlanarImagingSettings)
+    def variant(self, file: ClassifiedFile, settings: PlanarImagingSettings) -> dict[str, Any]:
         match = best_match(file.texts, [(phantom, kw) for kw, phantom in settings.phantom_keywords.items()])
         return {"phantom": match[0]} if match else {}
 
-    def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
+    def load(self, inputs: Inputs, acq: Acquisition, settings: PlanarImagingSettings) -> Any:
         return self.pylinac_class(acq, settings)(str(inputs.single))
 
-    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
-        assert isinstance(settings, PlanarImagingSettings)
+    def judge(self, analysed: Any, acq: Acquisition, settings: PlanarImagingSettings) -> Verdict:
         r = results_data(analysed)
         c = settings.criteria
         mtf50 = mtf_at(r.mtf_lp_mm, 50)

@@ -26,21 +26,19 @@ class StarshotSettings(AnalysisSettings):
     expected_spokes: int | None = Field(default=None, ge=MIN_SPOKES)
 
 
-class StarshotAnalysis(AnalysisType):
+class StarshotAnalysis(AnalysisType[StarshotSettings]):
     section = "starshot"
     settings_model = StarshotSettings
     pylinac_classes = (Starshot,)
 
-    def variant(self, file: ClassifiedFile, settings: AnalysisSettings) -> dict[str, Any]:
+    def variant(self, file: ClassifiedFile, settings: StarshotSettings) -> dict[str, Any]:
         return {} if file.header is not None and file.header.has_sid else {"film": True}
 
-    def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
-        assert isinstance(settings, StarshotSettings)
+    def load(self, inputs: Inputs, acq: Acquisition, settings: StarshotSettings) -> Any:
         extra = {"sid": settings.film_sid_mm} if acq.variant.get("film") else {}
         return Starshot(str(inputs.single), **extra)
 
-    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
-        assert isinstance(settings, StarshotSettings)
+    def judge(self, analysed: Any, acq: Acquisition, settings: StarshotSettings) -> Verdict:
         r = results_data(analysed)
         metrics = {
             "wobble_diameter_mm": round(r.circle_diameter_mm, 3),

@@ -31,7 +31,7 @@ from linac_qa.analyses.base import (
 from linac_qa.analyses.criteria import Limit, judge, require_plausible, rounded
 from linac_qa.grouping.image_sets import session_acquisition, session_sets
 from linac_qa.intake.keywords import best_match
-from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Status
+from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile
 from linac_qa.sections import AnalysisSettings, Keyword
 
 TESTS: dict[str, Any] = {"DRGS": DRGS, "DRMLC": DRMLC, "DRCS": DRCS}
@@ -54,7 +54,7 @@ class VMATSettings(AnalysisSettings):
     session_window_minutes: float = Field(default=30, gt=0)
 
 
-class VMATAnalysis(AnalysisType):
+class VMATAnalysis(AnalysisType[VMATSettings]):
     section = "vmat"
     settings_model = VMATSettings
     grouping = Grouping.SESSION
@@ -62,12 +62,10 @@ class VMATAnalysis(AnalysisType):
     pylinac_classes = (DRGS, DRMLC, DRCS)
     variant_options: ClassVar[VariantChecks] = {"test": one_of(TESTS)}
 
-    def pylinac_class(self, acq: Acquisition, settings: AnalysisSettings) -> Any:
-        assert isinstance(settings, VMATSettings)
+    def pylinac_class(self, acq: Acquisition, settings: VMATSettings) -> Any:
         return TESTS[acq.variant.get("test", settings.test)]
 
-    def session_window(self, settings: AnalysisSettings) -> dt.timedelta:
-        assert isinstance(settings, VMATSettings)
+    def session_window(self, settings: VMATSettings) -> dt.timedelta:
         return dt.timedelta(minutes=settings.session_window_minutes)
 
     def partners(self, own: list[ClassifiedFile], spare: list[ClassifiedFile]) -> list[ClassifiedFile]:
@@ -100,7 +98,7 @@ class VMATAnalysis(AnalysisType):
             for cf in taken
         ]
 
-    def group(self, files: list[ClassifiedFile], settings: AnalysisSettings, ctx: GroupContext) -> Grouped:
+    def group(self, files: list[ClassifiedFile], settings: VMATSettings, ctx: GroupContext) -> Grouped:
         out = Grouped()
         per_folder = Counter(_folder(cf) for cf in files)
         for members in session_sets(files, self.session_window(settings)):
@@ -124,23 +122,19 @@ class VMATAnalysis(AnalysisType):
                     continue
                 waited = f"{ctx.wait_seconds / 3600:g} h"
                 reason = f"a VMAT test needs an open and a DMLC image; no partner arrived in {waited}"
-                out.decided.append(
-                    AnalysisResult(
-                        analysis=self.section, model=None, files=[cf.path], status=Status.ERROR, reason=reason
-                    )
-                )
+                out.decided.append(AnalysisResult.error(self.section, [cf.path], reason))
         return out
 
-    def check_group(self, acq: Acquisition, settings: AnalysisSettings) -> str | None:
+    def check_group(self, acq: Acquisition, settings: VMATSettings) -> str | None:
         images = acq.variant.get("images", len(acq.files))
         return (
             None if images == PAIR else f"a VMAT test is one open and one DMLC image; found {images} images"
         )
 
-    def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
+    def load(self, inputs: Inputs, acq: Acquisition, settings: VMATSettings) -> Any:
         return self.pylinac_class(acq, settings)(image_paths=[str(p) for p in inputs.paths])
 
-    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
+    def judge(self, analysed: Any, acq: Acquisition, settings: VMATSettings) -> Verdict:
         doses = {name: _segment_dose(image, analysed.segments) for name, image in _images(analysed)}
         return judge_segments(
             results_data(analysed), len(analysed.roi_config), doses, _segment_pattern(analysed)

@@ -30,7 +30,7 @@ class WinstonLutzSettings(AnalysisSettings):
     session_window_minutes: float = Field(default=30, gt=0)
 
 
-class WinstonLutzAnalysis(AnalysisType):
+class WinstonLutzAnalysis(AnalysisType[WinstonLutzSettings]):
     section = "winston-lutz"
     settings_model = WinstonLutzSettings
     grouping = Grouping.SESSION
@@ -39,22 +39,19 @@ class WinstonLutzAnalysis(AnalysisType):
     # The report's picture: the summary of every image and the isocentre plots.
     report_image_method = "save_summary"
 
-    def session_window(self, settings: AnalysisSettings) -> dt.timedelta:
-        assert isinstance(settings, WinstonLutzSettings)
+    def session_window(self, settings: WinstonLutzSettings) -> dt.timedelta:
         return dt.timedelta(minutes=settings.session_window_minutes)
 
-    def check_group(self, acq: Acquisition, settings: AnalysisSettings) -> str | None:
-        assert isinstance(settings, WinstonLutzSettings)
+    def check_group(self, acq: Acquisition, settings: WinstonLutzSettings) -> str | None:
         if acq.variant.get("images", len(acq.files)) < settings.min_images:
             n = acq.variant.get("images", len(acq.files))
             return f"a Winston-Lutz set needs at least {settings.min_images} images; found {n}"
         return None
 
-    def load(self, inputs: Inputs, acq: Acquisition, settings: AnalysisSettings) -> Any:
+    def load(self, inputs: Inputs, acq: Acquisition, settings: WinstonLutzSettings) -> Any:
         return WinstonLutz([str(p) for p in inputs.paths])
 
-    def judge(self, analysed: Any, acq: Acquisition, settings: AnalysisSettings) -> Verdict:
-        assert isinstance(settings, WinstonLutzSettings)
+    def judge(self, analysed: Any, acq: Acquisition, settings: WinstonLutzSettings) -> Verdict:
         r = results_data(analysed)
         tol = settings.tolerances
         shift = r.bb_shift_vector

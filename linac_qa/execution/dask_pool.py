@@ -43,7 +43,7 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any
 
-from linac_qa.execution.pool_base import OnDone, cancel, failed_outcome, run_serialised, stopping
+from linac_qa.execution.pool_base import OnDone, Stop, cancel, failed_outcome, run_serialised
 from linac_qa.execution.runner import Job, JobOutcome, brief_error
 from linac_qa.records import versions
 
@@ -75,7 +75,14 @@ class _Entry:
 
 
 class DaskPool:
-    def __init__(self, address: str, timeout_seconds: float, *, stall_margin: float = STALL_MARGIN_SECONDS):
+    def __init__(
+        self,
+        address: str,
+        timeout_seconds: float,
+        *,
+        stall_margin: float = STALL_MARGIN_SECONDS,
+        stop: Stop | None = None,
+    ):
         try:
             from distributed import Client
         except ImportError as exc:
@@ -104,6 +111,8 @@ class DaskPool:
         self._versions = {"linac-qa-flows": versions.linac_qa(), "pylinac": versions.pylinac()}
         self._remote = _ByValue(_bootstrap)
         self._closed = threading.Event()
+        self._stop = stop or Stop()
+        self._stop.attach(self)
         self._client.subscribe_topic(STARTED_TOPIC, self._started)
         self._monitor = threading.Thread(target=self._watch, name="dask-pool-limits", daemon=True)
         self._monitor.start()
@@ -114,7 +123,7 @@ class DaskPool:
     # ------------------------------------------------------------------------------------ Pool
     def submit(self, job: Job, on_done: OnDone) -> Future[JobOutcome]:
         promise: Future[JobOutcome] = Future()
-        if stopping():  # a watch is stopping: nothing new starts, as in AnalysisPool
+        if self._stop.is_set():  # a watch is stopping: nothing new starts, as in AnalysisPool
             cancel(promise)
             return promise
         key = f"linac-qa-{job.acquisition.analysis}-{uuid.uuid4().hex}"

@@ -21,7 +21,7 @@ from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
-from linac_qa.execution.pool_base import OnDone, cancel, failed_outcome, run_serialised, stopping
+from linac_qa.execution.pool_base import OnDone, Stop, cancel, failed_outcome, run_serialised
 from linac_qa.execution.runner import Job, JobOutcome, brief_error
 from linac_qa.execution.worker_start import init_worker
 
@@ -47,8 +47,11 @@ POOL_RESTARTS = 3
 
 
 class AnalysisPool:
-    def __init__(self, workers: int, timeout_seconds: float, max_tasks: int = 50):
+    def __init__(
+        self, workers: int, timeout_seconds: float, max_tasks: int = 50, *, stop: Stop | None = None
+    ):
         self.timeout = timeout_seconds
+        self._stop = stop or Stop()
         self._workers, self._max_tasks = workers, max_tasks
         self._pool = self._start_pool()
         self._replaced: list[ProcessPool] = []  # broken ones, joined at close
@@ -61,6 +64,7 @@ class AnalysisPool:
         # Set when the run stops or fails: what has not finished by then is not an outcome.
         self._abandoned = False
         self._not_started: list[str] = []  # lost to broken pools past POOL_RESTARTS: why
+        self._stop.attach(self)  # last: a stop may come at any moment, and finds the pool whole
 
     def _start_pool(self) -> ProcessPool:
         pool = ProcessPool(
@@ -77,7 +81,7 @@ class AnalysisPool:
 
     def submit(self, job: Job, on_done: OnDone) -> Future[JobOutcome]:
         promise: Future[JobOutcome] = Future()
-        if stopping():
+        if self._stop.is_set():
             cancel(promise)
             return promise
         self._used = True

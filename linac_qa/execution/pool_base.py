@@ -1,5 +1,5 @@
 """What the two pools (`local_pool`, `dask_pool`) share, and what the rest of a process sees of
-them: the `Pool` protocol, the process's stop event, and the helpers for promises and failed
+them: the `Pool` protocol, the `Stop` each pool is made with, and the helpers for promises and failed
 outcomes. Imports neither pool, so that each pool imports only this (and `pools` chooses between
 them)."""
 
@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 from linac_qa.execution.runner import Job, JobOutcome, run_job
-from linac_qa.model import AnalysisResult, Status
+from linac_qa.model import AnalysisResult
 
 OnDone = Callable[[Job, JobOutcome], None]
 
@@ -39,7 +39,7 @@ class Pool(Protocol):
 
 
 class LivePool(Pool, Protocol):
-    """A pool that a stop signal can reach (`abandon_all`)."""
+    """A pool that a stop signal can reach (`Stop.abandon`)."""
 
     def abandon(self) -> None:
         """The process is ending on a stop signal: waiting analyses never start, and none that has
@@ -47,35 +47,60 @@ class LivePool(Pool, Protocol):
         ...
 
 
-# Set when the process is asked to stop (a watch's Ctrl-C): no new analysis starts, in any pool.
-_stopping = threading.Event()
-_live_pools: weakref.WeakSet[LivePool] = weakref.WeakSet()
+class Stop:
+    """A request to stop, seen by everything it is given to: the pools made with it start no
+    analysis once it is set, and a watch looks for no further batch."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._pools: weakref.WeakSet[LivePool] = weakref.WeakSet()
+        with _process_lock:
+            if _process_ending.is_set():  # made after a stop signal: nothing new starts
+                self._event.set()
+            _live_stops.add(self)
+
+    def attach(self, pool: LivePool) -> None:
+        """Puts a pool within reach of this stop (`request`, `abandon`)."""
+        self._pools.add(pool)
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._event.wait(timeout)
+
+    def request(self) -> int:
+        """Lets the analyses in progress finish and cancels the ones waiting, in every pool made
+        with this stop; returns how many were cancelled. Their files are not recorded, so the next
+        run analyses them."""
+        self._event.set()
+        return sum(pool.cancel_pending() for pool in list(self._pools))
+
+    def abandon(self) -> None:
+        """The process is ending on a stop signal: every pool made with this stop does what its
+        block does when the signal's exception reaches it (waiting analyses never start, local
+        workers are ended, nothing unfinished is recorded)."""
+        self._event.set()
+        for pool in list(self._pools):
+            pool.abandon()
 
 
-def register(pool: LivePool) -> None:
-    """Puts a new pool within reach of `request_stop` and `abandon_all`."""
-    _live_pools.add(pool)
-
-
-def request_stop() -> int:
-    """Lets the analyses in progress finish and cancels the ones waiting, in every pool of this
-    process; returns how many were cancelled. Their files are not recorded, so the next run
-    analyses them."""
-    _stopping.set()
-    return sum(pool.cancel_pending() for pool in list(_live_pools))
+# Every Stop of the process, for `abandon_all`: the stop-signal listener is a thread that holds
+# none of them (each run and each watch makes its own). Once the process is ending, a new Stop is
+# born set, so that a pool made after the signal starts nothing either.
+_live_stops: weakref.WeakSet[Stop] = weakref.WeakSet()
+_process_ending = threading.Event()
+_process_lock = threading.Lock()
 
 
 def abandon_all() -> None:
-    """The process is ending on a stop signal: every pool of it does what its block does when the
-    signal's exception reaches it (waiting analyses never start, local workers are ended, nothing
-    unfinished is recorded)."""
-    _stopping.set()
-    for pool in list(_live_pools):
-        pool.abandon()
-
-
-def stopping() -> bool:
-    return _stopping.is_set()
+    """The process is ending on a stop signal: every Stop of it is abandoned, and so every pool
+    made with one (see `Stop.abandon`)."""
+    with _process_lock:
+        _process_ending.set()
+        stops = list(_live_stops)
+    for stop in stops:
+        stop.abandon()
 
 
 def run_serialised(job: dict[str, Any]) -> dict[str, Any]:
@@ -84,18 +109,7 @@ def run_serialised(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def failed_outcome(job: Job, reason: str) -> JobOutcome:
-    acq = job.acquisition
-    result = AnalysisResult(
-        analysis=acq.analysis,
-        model=None,
-        files=list(acq.files),
-        status=Status.ERROR,
-        reason=reason,
-        unit=job.unit or acq.machine,
-        acquired=acq.acquired,
-        warnings=list(acq.warnings),
-    )
-    return JobOutcome(result=result, hashes={})
+    return JobOutcome(result=AnalysisResult.acquisition_error(job.acquisition, job.unit, reason), hashes={})
 
 
 def cancel(promise: Future[JobOutcome]) -> None:

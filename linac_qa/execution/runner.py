@@ -69,16 +69,7 @@ def run_job(job: Job) -> JobOutcome:
     analysis = REGISTRY[acq.analysis]
     settings = analysis.settings_model.model_validate(job.settings)
     directory = Path(job.directory)
-    result = AnalysisResult(
-        analysis=acq.analysis,
-        model=analysis.model_name(acq, settings),
-        files=list(acq.files),
-        status=Status.ERROR,
-        reason="",
-        unit=job.unit or acq.machine,
-        acquired=acq.acquired,
-        warnings=list(acq.warnings),
-    )
+    result = AnalysisResult.acquisition_error(acq, job.unit, model=analysis.model_name(acq, settings))
     hashes: dict[str, str] = {}
     stamps: dict[str, tuple[int, int]] = {}
     try:

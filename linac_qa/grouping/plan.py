@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 from linac_qa.analyses import REGISTRY
 from linac_qa.analyses.base import AnalysisType, GroupContext, Grouping
 from linac_qa.config import Settings
 from linac_qa.grouping.image_sets import session_acquisitions, unit_warnings
+from linac_qa.intake.classify import classify_files
+from linac_qa.intake.discovery import Discovery, discover
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Status
+from linac_qa.records.ledger import Known
 from linac_qa.sections import AnalysisSettings
 
 
@@ -26,11 +29,54 @@ class Plan:
     waiting: int = 0  # files of incomplete groups, held back for a later run
     routed: dict[str, str] = field(default_factory=dict)  # what routed each file to its analysis
 
-    def by_analysis(self) -> dict[str, list[Acquisition]]:
-        out: dict[str, list[Acquisition]] = defaultdict(list)
-        for acq in self.acquisitions:
-            out[acq.analysis].append(acq)
-        return dict(out)
+
+def by_analysis(acquisitions: Iterable[Acquisition]) -> dict[str, list[Acquisition]]:
+    out: dict[str, list[Acquisition]] = defaultdict(list)
+    for acq in acquisitions:
+        out[acq.analysis].append(acq)
+    return dict(out)
+
+
+class Discover(Protocol):
+    def __call__(
+        self, directory: Path, settings: Settings, known: dict[str, Known], *, force: bool, retry_errors: bool
+    ) -> Discovery: ...
+
+
+Classify = Callable[[Path, list[str], Settings], list[ClassifiedFile]]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What a run of a directory would do: what discovery found, and the plan made of it."""
+
+    found: Discovery
+    plan: Plan
+
+    def skipped(self, stopped: int = 0) -> Counter[str]:
+        """Files counted, not listed: discovery's, those waiting for a partner, and those a stop
+        kept from their analysis."""
+        waiting = Counter({"waiting-for-partner": self.plan.waiting, "stopped": stopped})
+        return Counter(self.found.skipped) + waiting
+
+
+def plan_directory(
+    directory: Path,
+    settings: Settings,
+    known: dict[str, Known],
+    *,
+    force: bool = False,
+    retry_errors: bool = False,
+    discover: Discover = discover,
+    classify: Classify = classify_files,
+) -> Planned:
+    """Discover -> classify -> plan: what is new under `directory`, as what, and in which
+    acquisitions. `known`: the ledger's files (none: everything is new). The flow passes its
+    Prefect tasks as `discover` and `classify`, so that each step is a task run."""
+    found = discover(directory, settings, known, force=force, retry_errors=retry_errors)
+    classified = classify(directory, [s.path for s in found.new], settings)
+    ctx = group_context(directory, settings, busy_folders=frozenset(found.busy_folders))
+    return Planned(found, plan([*found.decided(), *classified], settings, ctx))
 
 
 def group_context(
@@ -49,7 +95,7 @@ def plan(classified: Iterable[ClassifiedFile], settings: Settings, ctx: GroupCon
     result = Plan()
     classified = list(classified)
     errors = [cf for cf in classified if cf.status is Status.ERROR]
-    result.decided.extend(decided_result(cf) for cf in classified if cf.status is Status.IGNORED)
+    result.decided.extend(AnalysisResult.classified(cf) for cf in classified if cf.status is Status.IGNORED)
     by_section: dict[str, list[ClassifiedFile]] = defaultdict(list)
     for cf in classified:
         if cf.status is None:
@@ -103,11 +149,7 @@ def _one_file_per_image(by_section: dict[str, list[ClassifiedFile]], result: Pla
                 kept.append(cf)
                 continue
             reason = f"the same image as {first[uid]} (same SOP Instance UID): analysed once, with that file"
-            result.decided.append(
-                AnalysisResult(
-                    analysis=section, model=None, files=[cf.path], status=Status.IGNORED, reason=reason
-                )
-            )
+            result.decided.append(AnalysisResult.ignored(section, [cf.path], reason))
         by_section[section] = kept
 
 
@@ -170,7 +212,7 @@ def _one_error_per_set(
         if series and (cf.analysis is None or REGISTRY[cf.analysis].grouping is Grouping.SESSION):
             by_series[series].append(cf)
         else:
-            result.decided.append(decided_result(cf))
+            result.decided.append(AnalysisResult.classified(cf))
     if not by_series:
         return
     kept = []
@@ -185,7 +227,7 @@ def _one_error_per_set(
     result.acquisitions = kept
     for broken in by_series.values():
         if len(broken) == 1:
-            result.decided.append(decided_result(broken[0]))
+            result.decided.append(AnalysisResult.classified(broken[0]))
         else:
             section = next((cf.analysis for cf in broken if cf.analysis), None)
             result.decided.append(_set_error(section, [], broken))
@@ -196,12 +238,8 @@ def _set_error(section: str | None, good: list[str], broken: list[ClassifiedFile
     listed = "; ".join(f"{n} x {why}" if n > 1 else why for why, n in reasons.most_common(3))
     more = f"; and {len(reasons) - 3} other reasons" if len(reasons) > 3 else ""
     files = sorted({*good, *(cf.path for cf in broken)})
-    return AnalysisResult(
-        analysis=section,
-        model=None,
-        files=files,
-        status=Status.ERROR,
-        reason=f"{len(broken)} of {len(files)} files of this set cannot be read: {listed}{more}",
+    return AnalysisResult.error(
+        section, files, f"{len(broken)} of {len(files)} files of this set cannot be read: {listed}{more}"
     )
 
 
@@ -211,13 +249,6 @@ def _in_busy_folder(acq: Acquisition, ctx: GroupContext) -> bool:
 
 def folder_of(rel_path: str) -> str:
     return PurePosixPath(rel_path).parent.as_posix()
-
-
-def decided_result(cf: ClassifiedFile) -> AnalysisResult:
-    assert cf.status is not None
-    return AnalysisResult(
-        analysis=cf.analysis, model=None, files=[cf.path], status=cf.status, reason=cf.reason
-    )
 
 
 def _single(cf: ClassifiedFile, settings: Settings, unit: str | None) -> Acquisition:

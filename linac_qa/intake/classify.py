@@ -39,6 +39,14 @@ MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 ZIP_HEADER_BYTES = 4 << 20
 
 
+# One classification task run per batch: a 300-slice CT series costs one task run, not 300.
+CLASSIFY_BATCH = 200
+
+
+def in_batches(paths: list[str], size: int = CLASSIFY_BATCH) -> list[list[str]]:
+    return [paths[i : i + size] for i in range(0, len(paths), size)]
+
+
 def classify_files(directory: Path, paths: Iterable[str], settings: Settings) -> list[ClassifiedFile]:
     out = []
     for rel in paths:

@@ -90,20 +90,6 @@ def _claimed_by_another(
 
 
 @contextmanager
-def atomic_target(final: Path) -> Iterator[Path]:
-    """A temporary path to write to (keeping the extension, which matplotlib reads), renamed onto
-    `final` only when the block succeeds; removed otherwise."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_name(final)
-    try:
-        yield tmp
-        _fsync(tmp)
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-@contextmanager
 def staged_outputs(
     finals: Sequence[Path], before_commit: Callable[[], None] | None = None
 ) -> Iterator[dict[Path, Path]]:
@@ -164,11 +150,6 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def write_text_atomic(final: Path, text: str) -> None:
-    with atomic_target(final) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 def keep_previous(paths: list[Path], directory: Path, run_stamp: str) -> None:

@@ -37,20 +37,22 @@ class RunSummary(BaseModel):
             doc.pop("error", None)
         return doc
 
-    def counts(self) -> Counter[str]:
-        return Counter(r.status.value for r in self.results)
-
     @property
     def exit_code(self) -> int:
+        """The command line's exit status (flows/cli.py EXIT_STATUSES): 4 for a run that could not
+        be done, 1 for QA problems, else 0."""
         if self.error is not None:
             return 4
         return 1 if any(r.is_problem for r in self.results) else 0
 
-    def headline(self) -> str:
+    def headline(self, *, zero_skipped: bool = False) -> str:
+        """What the run found, by outcome, then how many files it skipped: a count of none is said
+        only with `zero_skipped` (the command line's last line always says it)."""
         c = Counter(outcome(r) for r in self.results)
         parts = [f"{c[o]} {o}" for o in OUTCOMES if c[o]]
         skipped = sum(self.skipped.values())
-        return (", ".join(parts) or "nothing new") + (f"; {skipped} skipped" if skipped else "")
+        said = skipped or zero_skipped
+        return (", ".join(parts) or "nothing new") + (f"; {skipped} skipped" if said else "")
 
 
 # How people see results: a pass on which nothing was judged is counted apart from the passes.

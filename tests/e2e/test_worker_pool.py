@@ -3,8 +3,12 @@ one still runs; a stop cancels only what has not started."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import multiprocessing.spawn
+import os
+import subprocess
+import sys
 import time
 from concurrent.futures import CancelledError, wait
 from multiprocessing import resource_tracker
@@ -14,10 +18,13 @@ import psutil
 import pytest
 
 from linac_qa.execution.local_pool import AnalysisPool, WorkersUnavailable
+from linac_qa.execution.pool_base import Stop
+from linac_qa.execution.pools import Lent
 from linac_qa.testing.faults import STALL_ON
 from tests.jobs import Recorder, starshot_jobs
 
 pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_hung_analysis_is_an_error_after_its_time_limit_and_the_next_one_runs(
@@ -117,3 +124,65 @@ def test_a_worker_killed_before_it_began_leaves_the_analyses_to_a_fresh_pool(tmp
         outcomes = [f.result(timeout=300) for f in futures]
     assert [o.result.status for o in outcomes] == ["passed", "passed"], [o.result.reason for o in outcomes]
     assert sorted(o.result.status for _, o, _ in done.calls) == ["passed", "passed"]
+
+
+def test_a_pool_made_with_a_stop_that_is_set_starts_nothing(tmp_path: Path) -> None:
+    stop = Stop()
+    [job] = starshot_jobs(tmp_path)
+    done = Recorder()
+    with AnalysisPool(workers=1, timeout_seconds=60, stop=stop) as pool:
+        assert stop.request() == 0  # nothing was waiting
+        promise = pool.submit(job, done)
+        lent = Lent(pool).submit(job, done)
+    assert promise.cancelled() and lent.cancelled()
+    assert done.calls == []
+    assert stop.is_set()
+
+
+# In a process of its own: once a stop signal has come, every Stop the process makes is born set.
+ABANDONED_BY_THE_LISTENER = """
+import json, sys, time
+from pathlib import Path
+from linac_qa.config import load_settings
+from linac_qa.execution.pool_base import Stop, abandon_all
+from linac_qa.execution.pools import make_pool
+from tests.jobs import Recorder, starshot_jobs
+
+jobs = starshot_jobs(Path(sys.argv[1]), 2)
+done = Recorder()
+with make_pool(load_settings(text="general: {workers: 1}").general, Stop()) as pool:
+    futures = [pool.submit(job, done) for job in jobs]
+    deadline = time.monotonic() + 60
+    while not any(f.running() for f in pool._scheduled):  # the stalled analysis has begun
+        assert time.monotonic() < deadline, "the worker never started"
+        time.sleep(0.1)
+    abandon_all()  # what the stop-signal listener calls: it holds neither the pool nor its Stop
+    late = pool.submit(jobs[0], done)
+print(json.dumps({
+    "cancelled": [f.cancelled() for f in futures],
+    "late": late.cancelled(),
+    "recorded": len(done.calls),
+    "new_stop_set": Stop().is_set(),
+}))
+"""
+
+
+def test_a_stop_signal_abandons_the_pool_of_a_stop_that_only_the_run_holds(tmp_path: Path) -> None:
+    """The stop-signal listener (flows/stop_signals.py) reaches every Stop of the process, so the
+    run's pool is abandoned (the analysis in progress ended, the waiting one never started, neither
+    recorded), and a pool made after the signal starts nothing either."""
+    proc = subprocess.run(
+        [sys.executable, "-c", ABANDONED_BY_THE_LISTENER, str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, STALL_ON: "Starshot_0", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1]) == {
+        "cancelled": [True, True],
+        "late": True,
+        "recorded": 0,
+        "new_stop_set": True,
+    }

@@ -22,7 +22,7 @@ import pytest
 
 from linac_qa.config import ConfigError, Settings, load_settings
 from linac_qa.execution.runner import run_job
-from linac_qa.grouping.plan import group_context, plan
+from linac_qa.grouping.plan import group_context, plan, plan_directory
 from linac_qa.intake.classify import classify_files
 from linac_qa.intake.discovery import discover
 from linac_qa.model import Acquisition, Status
@@ -328,10 +328,7 @@ def one_starshot(tmp_path: Path, config: Settings) -> tuple[Path, Run, Acquisiti
     root = tmp_path / "qa"
     synthetic.starshot(root / "RI.QA.Starshot_A.dcm", wobble_mm=0.1)
     run = Run(root, config, Ledger.open(root))
-    found = discover(root, config, {})  # as the flow does: the stamps go into the ledger with the result
-    run.stamps = {s.path: s for s in found.new}
-    work = plan(classify_files(root, list(run.stamps), config), config, group_context(root, config))
-    [acq] = work.acquisitions
+    [acq] = run.start(plan_directory(root, config, {}))  # as the flow does
     return root, run, acq
 
 

@@ -33,9 +33,7 @@ from linac_qa.analyses.cbct import CTCriteria, _catphan_only, _judge_by_pylinac_
 from linac_qa.analyses.criteria import Flag, Implausible, Limit, Verdict, judge
 from linac_qa.config import Settings, load_settings
 from linac_qa.execution.runner import run_job
-from linac_qa.grouping.plan import group_context, plan
-from linac_qa.intake.classify import classify_files
-from linac_qa.intake.discovery import discover
+from linac_qa.grouping.plan import plan_directory
 from linac_qa.model import Acquisition, AnalysisResult, Status
 from linac_qa.records.ledger import Ledger
 from linac_qa.records.reporting import verdict_line
@@ -52,8 +50,7 @@ def settings(config: str = "") -> Settings:
 
 def acquisitions(root: Path, config: str = "") -> list[Acquisition]:
     s = settings(config)
-    found = discover(root, s, {})
-    return plan(classify_files(root, [f.path for f in found.new], s), s, group_context(root, s)).acquisitions
+    return plan_directory(root, s, {}).plan.acquisitions
 
 
 def through_worker(root: Path, config: str = "") -> AnalysisResult:
@@ -421,7 +418,7 @@ def test_planar_phantom_without_criteria_is_not_judged_and_never_shown_as_a_pass
     assert summary.headline() == "1 not judged"
     document = json.loads(summary.model_dump_json())
     assert document["results"][0]["judged"] is False
-    assert _closing_line(document).endswith(": 1 not judged; 0 skipped")  # the CLI's last line
+    assert _closing_line(summary).endswith(": 1 not judged; 0 skipped")  # the CLI's last line
 
 
 # --------------------------------------------------------------------------- VMAT

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from linac_qa.config import Settings, load_settings
-from linac_qa.grouping.plan import group_context, plan
-from linac_qa.intake.classify import classify_files
-from linac_qa.intake.discovery import Discovery, discover
+from linac_qa.grouping.plan import plan_directory
+from linac_qa.intake.discovery import Discovery
 from linac_qa.model import AnalysisResult, Status
 from linac_qa.records import versions
 from linac_qa.records.ledger import Ledger
@@ -42,13 +41,9 @@ def run_once(
     ledger = Ledger.open(root)
     try:
         run = Run(root, config, ledger)
-        found = discover(root, config, ledger.known(), retry_errors=retry_errors)
-        run.stamps, run.retried = {s.path: s for s in found.new}, found.retried
-        work = plan(classify_files(root, list(run.stamps), config), config, group_context(root, config))
-        assert not work.acquisitions
-        for result in work.decided:
-            run.record(result)
-        return found, run.results
+        planned = plan_directory(root, config, ledger.known(), retry_errors=retry_errors)
+        assert not run.start(planned)
+        return planned.found, run.results
     finally:
         ledger.close()
 

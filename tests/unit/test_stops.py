@@ -25,8 +25,7 @@ import pytest
 
 from linac_qa.config import Settings, load_settings
 from linac_qa.execution.runner import run_job
-from linac_qa.grouping.plan import group_context, plan
-from linac_qa.intake.classify import classify_files
+from linac_qa.grouping.plan import plan_directory
 from linac_qa.intake.discovery import discover
 from linac_qa.model import AnalysisResult, Status
 from linac_qa.notify.outbox import mail_outcome, queue_run_mail
@@ -195,18 +194,12 @@ def test_a_file_that_changes_after_discovery_is_recorded_as_it_was_hashed(tmp_pa
     config = load_settings(text="general:\n  settle-seconds: 0\n")
     ledger = Ledger.open(root)
     run = Run(root, config, ledger)
-    found = discover(root, config, ledger.known())
-    run.stamps = {s.path: s for s in found.new}
-    work = plan(
-        classify_files(root, [s.path for s in found.new], config), config, group_context(root, config)
-    )
+    planned = plan_directory(root, config, ledger.known())
     # Both grow after discovery (a copy still being written, a file re-exported), before any hash.
     with photo.open("ab") as fp:
         fp.write(b"\0" * 4096)
     synthetic.starshot(star, wobble_mm=0.1, description="Starshot collimator, exported a second time")
-    for decided in work.decided:
-        run.record(decided)
-    [acq] = work.acquisitions
+    [acq] = run.start(planned)  # records the photo, ignored
     job = run.job(acq)
     run.record_outcome(job, run_job(job))
     assert sorted(r.status for r in run.results) == [Status.IGNORED, Status.PASSED]
