@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from linac_qa.checkpoints import checkpoint
 from linac_qa.model import AnalysisResult
@@ -27,6 +28,18 @@ from linac_qa.records.summary import Notification, RunSummary
 LAST_ACQUISITION = "last-new-acquisition"  # when a run last found an acquisition (ISO 8601, UTC)
 QUIET_WARNED = "quiet-warning-for"  # the LAST_ACQUISITION value a quiet warning was written for
 INTERRUPTED = "That run was interrupted before writing its e-mail; a later run sends it."
+
+
+@dataclass(frozen=True)
+class NewMail:
+    """A message to keep in the ledger as pending."""
+
+    kind: str
+    subject: str
+    sender: str
+    recipients: list[str]
+    message: bytes
+    message_id: str | None
 
 
 @dataclass(frozen=True)
@@ -49,18 +62,6 @@ class Mail:
     message_id: str | None = None
     attempt_started: str | None = None
     unknown_attempt: str | None = None
-
-
-@dataclass(frozen=True)
-class NewMail:
-    """A message to keep in the ledger as pending."""
-
-    kind: str
-    subject: str
-    sender: str
-    recipients: list[str]
-    message: bytes
-    message_id: str | None
 
 
 @dataclass(frozen=True)
@@ -165,33 +166,15 @@ class Outbox:
             )
 
     def _mail(self, where: str, params: tuple[str, ...]) -> list[Mail]:
+        columns = [f.name for f in fields(Mail)]  # the table's columns, by the same names
         rows = self._ledger.query(
-            "SELECT id, created, run_id, kind, subject, sender, recipients, message, status, attempts,"
-            " last_error, last_attempt_run, sent_run, message_id, attempt_started, unknown_attempt"
-            f" FROM notifications {where} ORDER BY id",
-            params,
+            f"SELECT {', '.join(columns)} FROM notifications {where} ORDER BY id", params
         )
-        return [
-            Mail(
-                id=row[0],
-                created=row[1],
-                run_id=row[2],
-                kind=row[3],
-                subject=row[4],
-                sender=row[5],
-                recipients=tuple(json.loads(row[6])),
-                message=row[7],
-                status=row[8],
-                attempts=row[9],
-                last_error=row[10],
-                last_attempt_run=row[11],
-                sent_run=row[12],
-                message_id=row[13],
-                attempt_started=row[14],
-                unknown_attempt=row[15],
-            )
-            for row in rows
-        ]
+        return [_from_row(dict(zip(columns, row, strict=True))) for row in rows]
+
+
+def _from_row(row: dict[str, Any]) -> Mail:
+    return Mail(**{**row, "recipients": tuple(json.loads(row["recipients"]))})
 
 
 def queue_run_mail(
