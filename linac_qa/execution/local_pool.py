@@ -23,7 +23,7 @@ from pebble import ProcessExpired, ProcessPool
 
 from linac_qa.execution.pool_base import OnDone, Stop, cancel, failed_outcome, run_serialised
 from linac_qa.execution.runner import Job, JobOutcome, brief_error
-from linac_qa.execution.worker_start import init_worker
+from linac_qa.execution.worker_start import init_worker, run_stopping
 
 
 def _started() -> None:
@@ -44,6 +44,17 @@ class PoolBroken(RuntimeError):
 # began, so they go to a fresh pool, this many times per AnalysisPool (workers that cannot start at
 # all must not loop forever).
 POOL_RESTARTS = 3
+SPAWN = multiprocessing.get_context("spawn")
+
+
+class NotBegun(Exception):
+    """A task that reached its worker after its run was asked to stop: the next run analyses it."""
+
+
+def run_unless_stopping(job: dict[str, Any]) -> dict[str, Any]:
+    if run_stopping():
+        raise NotBegun
+    return run_serialised(job)
 
 
 class AnalysisPool:
@@ -53,6 +64,7 @@ class AnalysisPool:
         self.timeout = timeout_seconds
         self._stop = stop or Stop()
         self._workers, self._max_tasks = workers, max_tasks
+        self._stopping = SPAWN.Event()  # the workers' view of a stop request (`run_stopping`)
         self._pool = self._start_pool()
         self._replaced: list[ProcessPool] = []  # broken ones, joined at close
         self._lock = threading.Lock()  # on_done and the promises
@@ -71,8 +83,8 @@ class AnalysisPool:
             max_workers=self._workers,
             max_tasks=self._max_tasks,
             initializer=init_worker,
-            initargs=(os.getpid(),),
-            context=multiprocessing.get_context("spawn"),
+            initargs=(os.getpid(), self._stopping),
+            context=SPAWN,
         )
         # pebble starts its workers at the first task: start them now, so that they import pylinac
         # while the run discovers and classifies (and a watch's first batch finds them ready).
@@ -92,7 +104,7 @@ class AnalysisPool:
         pool = self._pool
         try:
             scheduled = pool.schedule(
-                run_serialised, args=(job.model_dump(mode="json"),), timeout=self.timeout
+                run_unless_stopping, args=(job.model_dump(mode="json"),), timeout=self.timeout
             )
         except RuntimeError as exc:  # "Unexpected error within the Pool": it broke before this job came
             if self._replace(pool):
@@ -156,6 +168,8 @@ class AnalysisPool:
                 # flow): pebble fails those with BrokenProcessPool, a killed worker's with
                 # ProcessExpired. The analysis did not fail; it was not let finish.
                 return None
+            if isinstance(exc, NotBegun):
+                return None
             if isinstance(exc, TimeoutError):
                 return failed_outcome(job, f"analysis stopped after the time limit of {self.timeout:g} s")
             if isinstance(exc, ProcessExpired):
@@ -168,6 +182,8 @@ class AnalysisPool:
             return failed_outcome(job, brief_error(exc))
 
     def cancel_pending(self) -> int:
+        if self._stop.is_set():  # the tasks already in the workers' pipe are not begun either
+            self._stopping.set()
         # pebble would cancel a running task by killing its worker: only the waiting ones go.
         return sum(fut.cancel() for fut in list(self._scheduled) if not fut.running() and not fut.done())
 

@@ -9,16 +9,22 @@ import signal
 import threading
 import time
 import warnings
+from multiprocessing.synchronize import Event
 
 import psutil
 
 # How often a worker checks that its run is still alive.
 PARENT_POLL_SECONDS = 0.5
 
+_stopping: Event | None = None  # in a worker: set once its pool's run is asked to stop
 
-def init_worker(run: int) -> None:
+
+def init_worker(run: int, stopping: Event | None = None) -> None:
     """`run`: the PID of the run that started the pool (not `os.getppid()` here: a worker that
-    starts after its run was killed has been handed to another parent already)."""
+    starts after its run was killed has been handed to another parent already). `stopping`: the
+    pool's flag, set when its run is asked to stop."""
+    global _stopping
+    _stopping = stopping
     _exit_with_run(run)
     # Ctrl-C on a terminal, and SIGTERM from systemd or a container stopping, reach every process
     # of the group: the run decides what stops (a watch lets the analyses in progress finish), and a
@@ -47,3 +53,10 @@ def _exit_with_run(run: int) -> None:
         os._exit(1)  # no cleanup: the next run removes temporaries and the scratch folder
 
     threading.Thread(target=watch, name="watch-run", daemon=True).start()
+
+
+def run_stopping() -> bool:
+    """In a worker: whether its run was asked to stop. pebble hands every queued task to the
+    workers' pipe at once, and a task cancelled while it waits there still reaches a worker, which
+    would begin it and be ended midway, perhaps while writing its outputs."""
+    return _stopping is not None and _stopping.is_set()
