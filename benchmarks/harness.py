@@ -21,6 +21,7 @@ if str(REPO) not in sys.path:  # the scripts run as `python benchmarks/NAME.py`,
     sys.path.insert(0, str(REPO))
 
 from linac_qa.model import AnalysisResult  # noqa: E402
+from linac_qa.notify.outbox import Outbox  # noqa: E402
 from linac_qa.records.ledger import STATE_DIR, Ledger  # noqa: E402
 
 PYTHON = sys.executable
@@ -123,7 +124,7 @@ def run_counts(directory: Path) -> tuple[int, int]:
 
 def mail_states(directory: Path) -> list[str]:
     """The status of every message in the ledger of `directory`, in sending order."""
-    return read_ledger(directory, lambda ledger: [m.status for m in ledger.all_mail()], [])
+    return read_ledger(directory, lambda ledger: [m.status for m in Outbox(ledger).all()], [])
 
 
 # ------------------------------------------------------------------ the machine

@@ -5,8 +5,9 @@ A source belongs to the linac: it is only ever read. Each file is copied once, w
 to `DIR/<source folder name>/<its path in the source>`, through a hidden temporary name that
 discovery removes if a copy is interrupted; the copy is renamed into place only after its size and
 SHA-256 match what was read from the source. The ledger remembers what was copied (source, path,
-size, mtime, hash), so a source of thousands of logs costs a `stat` per file on later runs. A
-source that is missing or unreadable is a warning of the run, never a failure.
+size, mtime, hash: `SourceCopies`, its `copies` table), so a source of thousands of logs costs a
+`stat` per file on later runs. A source that is missing or unreadable is a warning of the run, never
+a failure.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from linac_qa.config import Settings
 from linac_qa.intake.discovery import IN_PROGRESS_SUFFIXES, printable
 from linac_qa.intake.hashing import sha256_file
-from linac_qa.records.ledger import FileStamp, Ledger
+from linac_qa.records.ledger import FileStamp, Known, Ledger, now_text
 from linac_qa.records.outputs import temporary_name
 
 
@@ -51,16 +52,42 @@ class SourceChanged(Exception):
     """The source file changed while it was read: it is not settled after all."""
 
 
+class SourceCopies:
+    """What the ledger remembers of the files copied from each source, on its connection. A
+    source is keyed as configured, its files by their path in it (POSIX separators)."""
+
+    def __init__(self, ledger: Ledger):
+        self._ledger = ledger
+
+    def copied(self, source: str) -> dict[str, Known]:
+        rows = self._ledger.query(
+            "SELECT path, size, mtime_ns, sha256 FROM copies WHERE source = ?", (source,)
+        )
+        return {p: Known(s, m, h) for p, s, m, h in rows}
+
+    def record(self, source: str, stamp: FileStamp, copy: str) -> None:
+        """`copy`: where it went, relative to the directory."""
+        with self._ledger.transaction() as db:
+            db.execute(
+                "INSERT INTO copies (source, path, size, mtime_ns, sha256, copy, copied)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(source, path) DO UPDATE SET"
+                " size = excluded.size, mtime_ns = excluded.mtime_ns, sha256 = excluded.sha256,"
+                " copy = excluded.copy, copied = excluded.copied",
+                (source, stamp.path, stamp.size, stamp.mtime_ns, stamp.sha256, copy, now_text()),
+            )
+
+
 def scan_sources(directory: Path, settings: Settings, ledger: Ledger, now: float | None = None) -> SourceScan:
     """What `copy_from_sources` would copy now, from `stat` and the ledger alone."""
     now = time.time() if now is None else now
     scan = SourceScan()
+    copies = SourceCopies(ledger)
     for source in settings.general.sources:
         problem = _unusable(source, directory)
         if problem:
             scan.warnings.append(problem)
             continue
-        done = ledger.copied(str(source))
+        done = copies.copied(str(source))
         for folder, dirnames, filenames in os.walk(
             source, onerror=lambda e: scan.warnings.append(_unlisted(e))
         ):
@@ -96,10 +123,11 @@ def copy_from_sources(
 ) -> SourceCopy:
     """Copies every settled new source file. Runs under the directory's lock."""
     scan = scan_sources(directory, settings, ledger, now)
+    copies = SourceCopies(ledger)
     result = SourceCopy(warnings=list(scan.warnings))
     for candidate in scan.ready:
         try:
-            copied = _copy_one(candidate, directory, ledger)
+            copied = _copy_one(candidate, directory, copies)
         except SourceChanged:
             continue  # still being written after all: the next run copies it
         except OSError as exc:
@@ -120,7 +148,7 @@ def copy_from_sources(
     return result
 
 
-def _copy_one(candidate: Candidate, directory: Path, ledger: Ledger) -> str | None:
+def _copy_one(candidate: Candidate, directory: Path, copies: SourceCopies) -> str | None:
     source_file = candidate.source / candidate.stamp.path
     destination = candidate.destination
     if destination.exists() or destination.is_symlink():
@@ -132,12 +160,12 @@ def _copy_one(candidate: Candidate, directory: Path, ledger: Ledger) -> str | No
         ):
             sha = sha256_file(source_file)
             if sha256_file(destination) == sha:
-                _record(ledger, candidate, sha, destination, directory)
+                _record(copies, candidate, sha, destination, directory)
                 return None
         # A different file of the same name is never overwritten: it may be a QA record already.
         destination = _free_name(destination)
     sha = _verified_copy(source_file, destination, candidate.stamp)
-    _record(ledger, candidate, sha, destination, directory)
+    _record(copies, candidate, sha, destination, directory)
     return destination.relative_to(directory).as_posix()
 
 
@@ -166,11 +194,11 @@ def _verified_copy(source_file: Path, destination: Path, stamp: FileStamp) -> st
         tmp.unlink(missing_ok=True)
 
 
-def _record(ledger: Ledger, candidate: Candidate, sha: str, destination: Path, directory: Path) -> None:
+def _record(copies: SourceCopies, candidate: Candidate, sha: str, destination: Path, directory: Path) -> None:
     # Under printable names, as discovery records the copy: a name that is not UTF-8 is still copied
     # (discovery then reports it as an error).
     stamp = FileStamp(printable(candidate.stamp.path), candidate.stamp.size, candidate.stamp.mtime_ns, sha)
-    ledger.record_copy(str(candidate.source), stamp, printable(destination.relative_to(directory).as_posix()))
+    copies.record(str(candidate.source), stamp, printable(destination.relative_to(directory).as_posix()))
 
 
 def _free_name(destination: Path) -> Path:

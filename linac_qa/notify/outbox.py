@@ -5,22 +5,176 @@ the results of a run that crashed before are written up by the next run (each re
 once an e-mail, or the decision that none is due, covers it).
 
 Also the quiet-days check: silence is not good news, since a broken export looks like a quiet night.
+
+`Outbox` is the store: the `notifications` table of the ledger (one file, one connection: the table
+is created and upgraded with the ledger's schema) and the results' `notified` mark.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from linac_qa.checkpoints import checkpoint
+from linac_qa.model import AnalysisResult
 from linac_qa.notify.message import Outgoing, counts, quiet_message, run_messages
 from linac_qa.notify.settings import EmailSettings
-from linac_qa.records.ledger import Ledger, Mail, NewMail, UnreportedRun
+from linac_qa.records.ledger import Ledger, now_text
 from linac_qa.records.summary import Notification, RunSummary
 
 LAST_ACQUISITION = "last-new-acquisition"  # when a run last found an acquisition (ISO 8601, UTC)
 QUIET_WARNED = "quiet-warning-for"  # the LAST_ACQUISITION value a quiet warning was written for
 INTERRUPTED = "That run was interrupted before writing its e-mail; a later run sends it."
+
+
+@dataclass(frozen=True)
+class NewMail:
+    """A message to keep in the ledger as pending."""
+
+    kind: str
+    subject: str
+    sender: str
+    recipients: list[str]
+    message: bytes
+    message_id: str | None
+
+
+@dataclass(frozen=True)
+class Mail:
+    """A notification in the ledger: pending until a server accepted it."""
+
+    id: int
+    created: str
+    run_id: str | None
+    kind: str
+    subject: str
+    sender: str
+    recipients: tuple[str, ...]
+    message: bytes | None
+    status: str
+    attempts: int
+    last_error: str | None
+    last_attempt_run: str | None
+    sent_run: str | None
+    message_id: str | None = None
+    attempt_started: str | None = None
+    unknown_attempt: str | None = None
+
+
+@dataclass(frozen=True)
+class UnreportedRun:
+    """An earlier run whose results no e-mail has covered: it died before writing its own."""
+
+    run_id: str
+    started: str
+    results: list[AnalysisResult]
+
+
+class Outbox:
+    """The messages kept in the ledger, on its connection (thread-safe as the ledger is)."""
+
+    def __init__(self, ledger: Ledger):
+        self._ledger = ledger
+
+    def queue(self, run_id: str, mails: list[NewMail], reported_runs: list[str]) -> None:
+        """Keeps the messages as pending and marks every result of `reported_runs` not yet marked as
+        reported by `run_id`, in one transaction: a result is in exactly one written e-mail (or in
+        none, when none was due), whatever moment a crash picks. Kept before any attempt to send."""
+        now = now_text()
+        with self._ledger.transaction() as db:
+            db.executemany(
+                "INSERT INTO notifications (created, run_id, kind, subject, sender, recipients, message,"
+                " status, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                [
+                    (
+                        now,
+                        run_id,
+                        m.kind,
+                        m.subject,
+                        m.sender,
+                        json.dumps(m.recipients),
+                        m.message,
+                        m.message_id,
+                    )
+                    for m in mails
+                ],
+            )
+            db.executemany(
+                "UPDATE results SET notified = ? WHERE notified IS NULL AND run_id = ?",
+                [(run_id, reported) for reported in reported_runs],
+            )
+
+    def unreported_runs(self, run_id: str) -> list[UnreportedRun]:
+        """Earlier runs that recorded results and died before writing their e-mail, oldest first."""
+        rows = self._ledger.query(
+            "SELECT r.run_id, COALESCE(runs.started, MIN(r.recorded)) FROM results r"
+            " LEFT JOIN runs ON runs.id = r.run_id WHERE r.notified IS NULL AND r.run_id != ?"
+            " GROUP BY r.run_id ORDER BY MIN(r.id)",
+            (run_id,),
+        )
+        return [UnreportedRun(rid, started, self._ledger.unreported_results(rid)) for rid, started in rows]
+
+    def all(self) -> list[Mail]:
+        """Every message kept, in sending order, whatever its status."""
+        return self._mail("", ())
+
+    def pending(self) -> list[Mail]:
+        """Every message not known to be delivered, including those whose last attempt has no
+        known outcome (`sending`: its run died waiting for the server's answer)."""
+        return self._mail("WHERE status IN ('pending', 'sending')", ())
+
+    def of_run(self, run_id: str) -> list[Mail]:
+        """What a run has to report: the messages it delivered, and every message still pending."""
+        return self._mail("WHERE status IN ('pending', 'sending') OR sent_run = ?", (run_id,))
+
+    def attempt(self, mail_id: int, run_id: str) -> None:
+        """Committed before the message goes to the server: a run that dies before the answer
+        leaves it `sending`, an attempt of unknown outcome, instead of silently pending."""
+        with self._ledger.transaction() as db:
+            db.execute(
+                "UPDATE notifications SET status = 'sending', attempt_started = ?, last_attempt_run = ?"
+                " WHERE id = ?",
+                (now_text(), run_id, mail_id),
+            )
+
+    def outcome_unknown(self, mail_id: int) -> None:
+        """An attempt left `sending` by a run that died: pending again, the attempt remembered."""
+        with self._ledger.transaction() as db:
+            db.execute(
+                "UPDATE notifications SET status = 'pending', unknown_attempt = attempt_started,"
+                " attempt_started = NULL, attempts = attempts + 1 WHERE id = ? AND status = 'sending'",
+                (mail_id,),
+            )
+
+    def sent(self, mail_id: int, run_id: str) -> None:
+        with self._ledger.transaction() as db:
+            db.execute(
+                "UPDATE notifications SET status = 'sent', sent = ?, sent_run = ?, attempts = attempts + 1,"
+                " last_attempt_run = ?, message = NULL, attempt_started = NULL WHERE id = ?",
+                (now_text(), run_id, run_id, mail_id),
+            )
+
+    def failed(self, mail_id: int, run_id: str, error: str) -> None:
+        with self._ledger.transaction() as db:
+            db.execute(
+                "UPDATE notifications SET status = 'pending', attempt_started = NULL,"
+                " attempts = attempts + 1, last_error = ?, last_attempt_run = ? WHERE id = ?",
+                (error, run_id, mail_id),
+            )
+
+    def _mail(self, where: str, params: tuple[str, ...]) -> list[Mail]:
+        columns = [f.name for f in fields(Mail)]  # the table's columns, by the same names
+        rows = self._ledger.query(
+            f"SELECT {', '.join(columns)} FROM notifications {where} ORDER BY id", params
+        )
+        return [_from_row(dict(zip(columns, row, strict=True))) for row in rows]
+
+
+def _from_row(row: dict[str, Any]) -> Mail:
+    return Mail(**{**row, "recipients": tuple(json.loads(row["recipients"]))})
 
 
 def queue_run_mail(
@@ -32,7 +186,8 @@ def queue_run_mail(
     now = now or dt.datetime.now(dt.UTC)
     checkpoint("queue-email")  # crash-safety tests: the results are recorded, their e-mail is not
     note_activity(ledger, summary, now)
-    earlier = ledger.unreported_runs(run_id)
+    outbox = Outbox(ledger)
+    earlier = outbox.unreported_runs(run_id)
     outgoing: list[Outgoing] = []
     if email.enabled:
         unit = unit_name(ledger, summary)
@@ -53,7 +208,7 @@ def queue_run_mail(
         )
         for m in outgoing
     ]
-    ledger.queue_mail(run_id, kept, [run_id, *(r.run_id for r in earlier)])
+    outbox.queue(run_id, kept, [run_id, *(r.run_id for r in earlier)])
     return outgoing
 
 
@@ -96,7 +251,7 @@ def mail_outcome(
 ) -> list[Notification]:
     """The summary's `notifications`: one entry per message this run delivered or still holds.
     `failure`: why the sending step itself failed, if it did (for messages it never got to)."""
-    notes = [_note(mail, run_id, email, failure) for mail in ledger.mail_of_run(run_id)]
+    notes = [_note(mail, run_id, email, failure) for mail in Outbox(ledger).of_run(run_id)]
     if notes:
         return notes
     if not email.enabled:

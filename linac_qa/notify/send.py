@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from linac_qa.checkpoints import checkpoint
+from linac_qa.notify.outbox import Mail, Outbox
 from linac_qa.notify.settings import EmailSettings
-from linac_qa.records.ledger import Ledger, Mail
+from linac_qa.records.ledger import Ledger
 
 if TYPE_CHECKING:
     from prefect_email import EmailServerCredentials
@@ -60,8 +61,9 @@ def send_pending(ledger: Ledger, email: EmailSettings, run_id: str, log: Log) ->
     try:
         server = block_server(email.credentials_block, email.timeout_seconds)
     except MailError as exc:
+        outbox = Outbox(ledger)
         for mail in due:
-            ledger.mail_failed(mail.id, run_id, str(exc))
+            outbox.failed(mail.id, run_id, str(exc))
         raise
     return deliver_pending(ledger, server, run_id, log, email.resend_unknown_after)
 
@@ -74,13 +76,14 @@ def take_due(
     `resend_unknown_after` has passed since that attempt; those become pending again, the attempt
     remembered for the summary. Holding the directory's lock, no attempt is in progress elsewhere."""
     now = now or dt.datetime.now(dt.UTC)
+    outbox = Outbox(ledger)
     due = []
-    for mail in ledger.pending_mail():
+    for mail in outbox.pending():
         if mail.status == "sending":
             began = dt.datetime.fromisoformat(mail.attempt_started or mail.created)
             if now - began < resend_unknown_after:
                 continue
-            ledger.mail_outcome_unknown(mail.id)
+            outbox.outcome_unknown(mail.id)
         due.append(mail)
     return due
 
@@ -95,31 +98,32 @@ def deliver_pending(
     pending = take_due(ledger, resend_unknown_after)
     if not pending:
         return 0
+    outbox = Outbox(ledger)
     try:
         smtp = server.connect()
     except (OSError, smtplib.SMTPException) as exc:
-        _give_up(ledger, pending, run_id, server.describe(exc), log)
+        _give_up(outbox, pending, run_id, server.describe(exc), log)
     sent, rejected = 0, []
     try:
         for index, mail in enumerate(pending):
             try:
                 checkpoint("email")  # crash-safety tests: killed with the message pending in the ledger
-                ledger.mail_attempt(mail.id, run_id)
+                outbox.attempt(mail.id, run_id)
                 refused = smtp.sendmail(mail.sender, list(mail.recipients), mail.message or b"")
                 checkpoint("email-sent")  # crash-safety tests: the server has it, the ledger does not know
             except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
                 # This message was refused; the connection is fine, so the others still go.
                 error = server.describe(exc)
-                ledger.mail_failed(mail.id, run_id, error)
+                outbox.failed(mail.id, run_id, error)
                 log.error("e-mail %r refused: %s", mail.subject, error)
                 rejected.append(error)
                 continue
             except (OSError, smtplib.SMTPException) as exc:  # the connection is gone: the rest waits
-                _give_up(ledger, pending[index:], run_id, server.describe(exc), log)
+                _give_up(outbox, pending[index:], run_id, server.describe(exc), log)
             except Exception as exc:  # not a stop (that leaves the outcome unknown): it was not sent
-                ledger.mail_failed(mail.id, run_id, f"{type(exc).__name__}: {exc}")
+                outbox.failed(mail.id, run_id, f"{type(exc).__name__}: {exc}")
                 raise
-            ledger.mail_sent(mail.id, run_id)
+            outbox.sent(mail.id, run_id)
             sent += 1
             log.info("e-mail %s %r sent to %s", mail.kind, mail.subject, ", ".join(mail.recipients))
             if refused:
@@ -132,9 +136,9 @@ def deliver_pending(
     return sent
 
 
-def _give_up(ledger: Ledger, pending: list[Mail], run_id: str, error: str, log: Log) -> NoReturn:
+def _give_up(outbox: Outbox, pending: list[Mail], run_id: str, error: str, log: Log) -> NoReturn:
     for mail in pending:
-        ledger.mail_failed(mail.id, run_id, error)
+        outbox.failed(mail.id, run_id, error)
     log.error("e-mail not sent: %s", error)
     raise MailError(error)
 

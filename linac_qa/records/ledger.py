@@ -2,6 +2,12 @@
 
 It is the source of truth for "already done" (not Prefect's cache, which is opaque and
 per-Python-version), and the results store for history and reports.
+
+One file and one connection hold three stores, each owning its queries: the done files, results and
+runs (here), the mail outbox (`notify.outbox.Outbox`) and the copies from sources
+(`intake.sources.SourceCopies`), the last two built on this connection (`query`, `transaction`).
+The schema of every table and its upgrades stay here, so that a ledger is created and upgraded
+whole, in one place, whichever store a caller uses first.
 """
 
 from __future__ import annotations
@@ -10,10 +16,11 @@ import datetime as dt
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from linac_qa.model import AnalysisResult
 from linac_qa.records.versions import Provenance
@@ -114,49 +121,6 @@ class Known:
 
 
 @dataclass(frozen=True)
-class Mail:
-    """A notification in the ledger: pending until a server accepted it."""
-
-    id: int
-    created: str
-    run_id: str | None
-    kind: str
-    subject: str
-    sender: str
-    recipients: tuple[str, ...]
-    message: bytes | None
-    status: str
-    attempts: int
-    last_error: str | None
-    last_attempt_run: str | None
-    sent_run: str | None
-    message_id: str | None = None
-    attempt_started: str | None = None
-    unknown_attempt: str | None = None
-
-
-@dataclass(frozen=True)
-class NewMail:
-    """A message to keep in the ledger as pending."""
-
-    kind: str
-    subject: str
-    sender: str
-    recipients: list[str]
-    message: bytes
-    message_id: str | None
-
-
-@dataclass(frozen=True)
-class UnreportedRun:
-    """An earlier run whose results no e-mail has covered: it died before writing its own."""
-
-    run_id: str
-    started: str
-    results: list[AnalysisResult]
-
-
-@dataclass(frozen=True)
 class FileStamp:
     path: str
     size: int
@@ -193,7 +157,7 @@ class Ledger:
     def _add_columns(self) -> None:
         """Upgrades a ledger made by an earlier version; at the start of a run, not when the ledger
         is opened, because a dry run opens it and must change nothing."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             for table, column, declaration, existing in ADDED_COLUMNS:
                 have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
                 if column in have:
@@ -208,16 +172,15 @@ class Ledger:
                     db.execute(f"UPDATE {table} SET {column} = {existing}")
 
     def known(self) -> dict[str, Known]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT path, size, mtime_ns, sha256, status, linac_qa_version, pylinac_version, config_hash"
-                " FROM files"
-            ).fetchall()
+        rows = self.query(
+            "SELECT path, size, mtime_ns, sha256, status, linac_qa_version, pylinac_version, config_hash"
+            " FROM files"
+        )
         return {p: Known(s, m, h, status, Provenance(*made)) for p, s, m, h, status, *made in rows}
 
     def touch(self, stamp: FileStamp) -> None:
         """A file that changed its size or mtime but not its content stays done."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute(
                 "UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?",
                 (stamp.size, stamp.mtime_ns, stamp.path),
@@ -233,8 +196,8 @@ class Ledger:
     ) -> None:
         """The result and the state of every file it used, in one transaction: a crash leaves
         either both or neither, so the next run redoes exactly what was not recorded."""
-        now = _now()
-        with self._transaction() as db:
+        now = now_text()
+        with self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO results (run_id, analysis, model, status, reason, files, outputs, metrics, unit,"
                 " acquired, recorded, judged) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -281,13 +244,13 @@ class Ledger:
 
     def start_run(self, run_id: str, started: dt.datetime) -> None:
         self._add_columns()
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO runs (id, started) VALUES (?, ?)", (run_id, started.isoformat())
             )
 
     def finish_run(self, run_id: str, finished: dt.datetime, summary: dict[str, object]) -> None:
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute(
                 "UPDATE runs SET finished = ?, summary = ? WHERE id = ?",
                 (finished.isoformat(), json.dumps(summary, default=str), run_id),
@@ -295,64 +258,23 @@ class Ledger:
 
     def run_counts(self) -> tuple[int, int]:
         """(runs started, runs finished)."""
-        with self._lock:
-            started, finished = self._db.execute("SELECT COUNT(*), COUNT(finished) FROM runs").fetchone()
+        [(started, finished)] = self.query("SELECT COUNT(*), COUNT(finished) FROM runs")
         return int(started), int(finished)
-
-    # -------------------------------------------------------------- notifications
-    def queue_mail(self, run_id: str, mails: list[NewMail], reported_runs: list[str]) -> None:
-        """Keeps the messages as pending and marks every result of `reported_runs` not yet marked as
-        reported by `run_id`, in one transaction: a result is in exactly one written e-mail (or in
-        none, when none was due), whatever moment a crash picks. Kept before any attempt to send."""
-        now = _now()
-        with self._transaction() as db:
-            db.executemany(
-                "INSERT INTO notifications (created, run_id, kind, subject, sender, recipients, message,"
-                " status, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                [
-                    (
-                        now,
-                        run_id,
-                        m.kind,
-                        m.subject,
-                        m.sender,
-                        json.dumps(m.recipients),
-                        m.message,
-                        m.message_id,
-                    )
-                    for m in mails
-                ],
-            )
-            db.executemany(
-                "UPDATE results SET notified = ? WHERE notified IS NULL AND run_id = ?",
-                [(run_id, reported) for reported in reported_runs],
-            )
-
-    def unreported_runs(self, run_id: str) -> list[UnreportedRun]:
-        """Earlier runs that recorded results and died before writing their e-mail, oldest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT r.run_id, COALESCE(runs.started, MIN(r.recorded)) FROM results r"
-                " LEFT JOIN runs ON runs.id = r.run_id WHERE r.notified IS NULL AND r.run_id != ?"
-                " GROUP BY r.run_id ORDER BY MIN(r.id)",
-                (run_id,),
-            ).fetchall()
-        return [UnreportedRun(rid, started, self._unreported_results(rid)) for rid, started in rows]
 
     def results(self) -> list[AnalysisResult]:
         """Every result recorded, oldest first."""
         return self._results("", ())
 
-    def _unreported_results(self, run_id: str) -> list[AnalysisResult]:
+    def unreported_results(self, run_id: str) -> list[AnalysisResult]:
+        """The results of `run_id` that no e-mail (nor the decision that none was due) covers yet."""
         return self._results("WHERE run_id = ? AND notified IS NULL", (run_id,))
 
     def _results(self, where: str, params: tuple[str, ...]) -> list[AnalysisResult]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT analysis, model, status, reason, files, outputs, metrics, unit, acquired, judged"
-                f" FROM results {where} ORDER BY id",
-                params,
-            ).fetchall()
+        rows = self.query(
+            "SELECT analysis, model, status, reason, files, outputs, metrics, unit, acquired, judged"
+            f" FROM results {where} ORDER BY id",
+            params,
+        )
         return [
             AnalysisResult(
                 analysis=analysis,
@@ -369,110 +291,13 @@ class Ledger:
             for analysis, model, status, reason, files, outputs, metrics, unit, acquired, judged in rows
         ]
 
-    def all_mail(self) -> list[Mail]:
-        """Every message kept, in sending order, whatever its status."""
-        return self._mail("", ())
-
-    def pending_mail(self) -> list[Mail]:
-        """Every message not known to be delivered, including those whose last attempt has no
-        known outcome (`sending`: its run died waiting for the server's answer)."""
-        return self._mail("WHERE status IN ('pending', 'sending')", ())
-
-    def mail_of_run(self, run_id: str) -> list[Mail]:
-        """What a run has to report: the messages it delivered, and every message still pending."""
-        return self._mail("WHERE status IN ('pending', 'sending') OR sent_run = ?", (run_id,))
-
-    def mail_attempt(self, mail_id: int, run_id: str) -> None:
-        """Committed before the message goes to the server: a run that dies before the answer
-        leaves it `sending`, an attempt of unknown outcome, instead of silently pending."""
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE notifications SET status = 'sending', attempt_started = ?, last_attempt_run = ?"
-                " WHERE id = ?",
-                (_now(), run_id, mail_id),
-            )
-
-    def mail_outcome_unknown(self, mail_id: int) -> None:
-        """An attempt left `sending` by a run that died: pending again, the attempt remembered."""
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE notifications SET status = 'pending', unknown_attempt = attempt_started,"
-                " attempt_started = NULL, attempts = attempts + 1 WHERE id = ? AND status = 'sending'",
-                (mail_id,),
-            )
-
-    def mail_sent(self, mail_id: int, run_id: str) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE notifications SET status = 'sent', sent = ?, sent_run = ?, attempts = attempts + 1,"
-                " last_attempt_run = ?, message = NULL, attempt_started = NULL WHERE id = ?",
-                (_now(), run_id, run_id, mail_id),
-            )
-
-    def mail_failed(self, mail_id: int, run_id: str, error: str) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE notifications SET status = 'pending', attempt_started = NULL,"
-                " attempts = attempts + 1, last_error = ?, last_attempt_run = ? WHERE id = ?",
-                (error, run_id, mail_id),
-            )
-
-    def _mail(self, where: str, params: tuple[str, ...]) -> list[Mail]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, created, run_id, kind, subject, sender, recipients, message, status, attempts,"
-                " last_error, last_attempt_run, sent_run, message_id, attempt_started, unknown_attempt"
-                f" FROM notifications {where} ORDER BY id",
-                params,
-            ).fetchall()
-        return [
-            Mail(
-                id=row[0],
-                created=row[1],
-                run_id=row[2],
-                kind=row[3],
-                subject=row[4],
-                sender=row[5],
-                recipients=tuple(json.loads(row[6])),
-                message=row[7],
-                status=row[8],
-                attempts=row[9],
-                last_error=row[10],
-                last_attempt_run=row[11],
-                sent_run=row[12],
-                message_id=row[13],
-                attempt_started=row[14],
-                unknown_attempt=row[15],
-            )
-            for row in rows
-        ]
-
-    # -------------------------------------------------------------- copies from sources
-    def copied(self, source: str) -> dict[str, Known]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT path, size, mtime_ns, sha256 FROM copies WHERE source = ?", (source,)
-            ).fetchall()
-        return {p: Known(s, m, h) for p, s, m, h in rows}
-
-    def record_copy(self, source: str, stamp: FileStamp, copy: str) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "INSERT INTO copies (source, path, size, mtime_ns, sha256, copy, copied)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(source, path) DO UPDATE SET"
-                " size = excluded.size, mtime_ns = excluded.mtime_ns, sha256 = excluded.sha256,"
-                " copy = excluded.copy, copied = excluded.copied",
-                (source, stamp.path, stamp.size, stamp.mtime_ns, stamp.sha256, copy, _now()),
-            )
-
     # -------------------------------------------------------------- small state
     def get_state(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+        rows = self.query("SELECT value FROM state WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
 
     def set_state(self, key: str, value: str) -> None:
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT INTO state (key, value) VALUES (?, ?)"
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -481,22 +306,26 @@ class Ledger:
 
     def last_acquisition_recorded(self) -> str | None:
         """When the newest result of an analysis (not an ignored non-QA file) was recorded."""
-        with self._lock:
-            row = self._db.execute("SELECT MAX(recorded) FROM results WHERE analysis IS NOT NULL").fetchone()
-        return row[0] if row else None
+        rows = self.query("SELECT MAX(recorded) FROM results WHERE analysis IS NOT NULL")
+        return rows[0][0] if rows else None
 
     def last_unit(self) -> str | None:
+        rows = self.query("SELECT unit FROM results WHERE unit IS NOT NULL ORDER BY id DESC LIMIT 1")
+        return rows[0][0] if rows else None
+
+    # -------------------------------------------------------------- for the stores on this connection
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        """Every row of one read, under the lock (results arrive on the pool's callback thread)."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT unit FROM results WHERE unit IS NOT NULL ORDER BY id DESC LIMIT 1"
-            ).fetchone()
-        return row[0] if row else None
+            return self._db.execute(sql, params).fetchall()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Everything done on the connection it yields is committed together, or not at all."""
         with self._lock, self._db:
             yield self._db
 
 
-def _now() -> str:
+def now_text() -> str:
+    """Now, as the ledger writes times (UTC, ISO 8601, to the second)."""
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -19,7 +19,7 @@ import pytest
 from linac_qa.config import ConfigError, load_settings
 from linac_qa.model import AnalysisResult, Status
 from linac_qa.notify.message import run_messages
-from linac_qa.notify.outbox import LAST_ACQUISITION, queue_run_mail
+from linac_qa.notify.outbox import LAST_ACQUISITION, Outbox, queue_run_mail
 from linac_qa.notify.send import MailError, deliver_pending, describe_error
 from linac_qa.notify.settings import EmailSettings
 from linac_qa.records.ledger import Ledger
@@ -249,7 +249,7 @@ def test_pending_mail_survives_a_down_server_and_is_sent_once(tmp_path: Path) ->
     port = free_port()  # nothing listens here yet
     with pytest.raises(MailError, match="connection refused"):
         deliver_pending(ledger, smtp_to(port), "run-1", Log())
-    [kept] = ledger.pending_mail()
+    [kept] = Outbox(ledger).pending()
     assert kept.attempts == 1 and "connection refused" in (kept.last_error or "")
 
     box = Mailbox(port)
@@ -261,7 +261,7 @@ def test_pending_mail_survives_a_down_server_and_is_sent_once(tmp_path: Path) ->
         box.stop()
     assert len(box.received) == 1 and box.connections == 1  # nothing pending: no connection at all
     assert box.received[0].rcpt_tos == ["physics@clinic.test", "grosse@clinic.test"]
-    assert ledger.pending_mail() == [] and [m.status for m in ledger.mail_of_run("run-2")] == ["sent"]
+    assert Outbox(ledger).pending() == [] and [m.status for m in Outbox(ledger).of_run("run-2")] == ["sent"]
 
 
 def test_quiet_days_warn_once_per_quiet_spell(tmp_path: Path) -> None:
@@ -282,7 +282,7 @@ def test_quiet_days_warn_once_per_quiet_spell(tmp_path: Path) -> None:
     assert night(4) == night(10) == []  # not every night after
     assert night(11, busy) == []  # an acquisition resets the spell
     assert night(14.5) == ["quiet"]
-    [warning] = [m for m in ledger.pending_mail() if m.run_id == "d3.1"]
+    [warning] = [m for m in Outbox(ledger).pending() if m.run_id == "d3.1"]
     assert warning.subject == "TrueBeam1 QA: no new acquisitions for 3 days"
     assert ledger.get_state(LAST_ACQUISITION) == (day0 + dt.timedelta(days=11)).isoformat()
 
@@ -292,7 +292,7 @@ def test_email_off_queues_nothing(tmp_path: Path) -> None:
     failing = _summary(tmp_path, [_result(Status.FAILED, "RI.QA.PF_B.dcm", tmp_path, pdf_bytes=b"%PDF")])
     for email in (_settings(send="never"), EmailSettings()):
         assert queue_run_mail(ledger, failing, email, "r") == []
-    assert ledger.pending_mail() == []
+    assert Outbox(ledger).pending() == []
 
 
 def test_a_refused_login_is_a_clear_error_without_the_password() -> None:

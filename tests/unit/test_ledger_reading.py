@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from linac_qa.model import AnalysisResult, Status
-from linac_qa.records.ledger import FileStamp, Ledger, NewMail
+from linac_qa.notify.outbox import NewMail, Outbox
+from linac_qa.records.ledger import FileStamp, Ledger
 from linac_qa.records.versions import Provenance
 
 MADE_BY = Provenance("0.1.0", "3.49.0", "abc")
@@ -33,7 +34,7 @@ def write(path: Path) -> None:
         )
         ledger.finish_run("one", now, {})
         ledger.start_run("two", now)
-        ledger.queue_mail("two", [NewMail("digest", "QA", "qa@x.test", ["p@x.test"], b"m", "<1@x>")], [])
+        Outbox(ledger).queue("two", [NewMail("digest", "QA", "qa@x.test", ["p@x.test"], b"m", "<1@x>")], [])
     finally:
         ledger.close()
 
@@ -49,7 +50,7 @@ def test_an_observer_reads_results_runs_and_mail(tmp_path: Path) -> None:
             (["b.dcm"], Status.FAILED),
         ]
         assert observer.run_counts() == (2, 1)
-        assert [(m.subject, m.status) for m in observer.all_mail()] == [("QA", "pending")]
+        assert [(m.subject, m.status) for m in Outbox(observer).all()] == [("QA", "pending")]
         with pytest.raises(sqlite3.OperationalError):
             observer.set_state("key", "value")
     finally:

@@ -28,7 +28,7 @@ from linac_qa.execution.runner import run_job
 from linac_qa.grouping.plan import plan_directory
 from linac_qa.intake.discovery import discover
 from linac_qa.model import AnalysisResult, Status
-from linac_qa.notify.outbox import mail_outcome, queue_run_mail
+from linac_qa.notify.outbox import Outbox, mail_outcome, queue_run_mail
 from linac_qa.notify.send import deliver_pending
 from linac_qa.records.ledger import Ledger
 from linac_qa.run import Run
@@ -61,7 +61,7 @@ def bodies(ledger: Ledger) -> list[str]:
     from email.parser import BytesParser
 
     texts = []
-    for mail in ledger.pending_mail():
+    for mail in Outbox(ledger).pending():
         message = BytesParser(policy=policy.default).parsebytes(mail.message or b"")
         texts.append(
             "\n".join(str(p.get_content()) for p in message.walk() if p.get_content_maintype() == "text")
@@ -264,7 +264,7 @@ def test_an_interrupted_runs_results_come_back_from_the_ledger_as_they_were_judg
         ledger.record(
             result, [FileStamp(name, 1, 1, "0" * 64)], run_id="died", provenance=versions.current("c")
         )
-    (run,) = ledger.unreported_runs("later")
+    (run,) = Outbox(ledger).unreported_runs("later")
     assert [r.judged for r in run.results] == [True, False]
 
 
