@@ -51,6 +51,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot reach the Prefect API to read block {args.name!r}: {exc}", file=sys.stderr)
         return 1
     password = read_password(args, existing)
+    if args.username and not password and not args.no_password:
+        print(
+            f"error: --username {args.username} needs a password: set {PASSWORD_ENV}, run this in a"
+            " terminal to be asked for it, or give --no-password for a server that takes none;"
+            f" block {args.name!r} was not saved",
+            file=sys.stderr,
+        )
+        return 2
     block = EmailServerCredentials(
         smtp_server=args.server,
         smtp_port=args.port or DEFAULT_PORTS[args.security],
@@ -65,15 +73,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot save block {args.name!r}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(describe(args.name, block, updated=existing is not None))
-    if args.username and not password:
-        print("warning: a user name but no password: the server will refuse the login", file=sys.stderr)
     return 0
 
 
 def read_password(args: argparse.Namespace, existing: EmailServerCredentials | None) -> str:
     if args.no_password:
         return ""
-    if PASSWORD_ENV in os.environ:
+    if os.environ.get(PASSWORD_ENV):
         return os.environ[PASSWORD_ENV]
     stored = existing.password.get_secret_value() if existing is not None else ""
     if args.username and sys.stdin.isatty():

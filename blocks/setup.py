@@ -20,11 +20,33 @@ SUBCOMMANDS: dict[str, ModuleType] = {
 }
 
 
+EPILOG = """exit status:
+  0  saved (or registered)
+  1  the Prefect API (PREFECT_API_URL) could not be reached or refused
+  2  bad usage or configuration: nothing was saved
+
+examples:
+  python -m blocks.setup register
+  LINAC_QA_SMTP_PASSWORD=... linac-qa setup email --name clinic-smtp --server smtp.clinic.org \\
+      --security starttls --username qa-robot"""
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m blocks.setup", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m blocks.setup",
+        description=__doc__.splitlines()[0],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = p.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     for name, module in SUBCOMMANDS.items():
-        sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
+        sub = commands.add_parser(
+            name,
+            help=module.HELP,
+            description=module.HELP,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         module.add_arguments(sub)
     return p
 

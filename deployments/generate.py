@@ -111,7 +111,16 @@ def prefect_yaml(machines: Machines, base: Path = PROJECT_ROOT) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m deployments.generate", description="Write prefect.yaml from machines.yml."
+        prog="python -m deployments.generate",
+        description="Write prefect.yaml from machines.yml.",
+        epilog="""exit status:
+  0  written (or, with --check, the file is up to date)
+  1  with --check: the file differs
+  2  the machines file is wrong
+
+example:
+  python -m deployments.generate > deployments/prefect.yaml""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--machines", metavar="FILE", default=str(DEFAULT_MACHINES), help="default: %(default)s")
     p.add_argument(

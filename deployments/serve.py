@@ -109,7 +109,18 @@ def serve_machines(machines: Machines) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m deployments.serve",
+        description=__doc__.split("\n\n")[0],
+        epilog="""exit status:
+  0  stopped (SIGTERM or Ctrl-C)
+  2  the machines file, a machine's config or config block is wrong or missing, or
+     PREFECT_API_URL is not set (nothing served)
+
+example:
+  PREFECT_API_URL=http://127.0.0.1:4200/api linac-qa serve --machines deployments/machines.yml""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--machines", metavar="FILE", default=str(DEFAULT_MACHINES), help="default: %(default)s")
     args = p.parse_args(argv)
     os.environ.setdefault("MPLBACKEND", "Agg")

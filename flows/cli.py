@@ -34,7 +34,13 @@ EXIT_STATUSES = """exit status:
      Prefect's temporary server did not start, or no analysis worker could start; one line on
      standard error says why and, with --json, the document has a run-level "error" and no
      results. The temporary server may take 180 s to start
-     (PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS overrides) and is tried twice."""
+     (PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS overrides) and is tried twice.
+  130  stopped by Ctrl-C (143: by SIGTERM); what had finished is recorded, the rest is analysed
+     by the next run
+
+examples:
+  python -m flows.process /srv/qa/truebeam1 --config truebeam1.yml --dry-run
+  linac-qa process /srv/qa/truebeam1 --config truebeam1.yml --json > summary.json"""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -67,9 +73,16 @@ def watch_parser() -> argparse.ArgumentParser:
         prog="python -m flows.watch",
         description="Watch DIR (and general.sources): analyse each new acquisition once it has settled. "
         "Ctrl-C stops after the analyses in progress.",
-        epilog="exit status: 0 stopped; 2 bad usage or configuration; 3 DIR is already watched; 4 the "
-        "Prefect API could not be reached or its temporary server did not start "
-        "(see python -m flows.process -h)",
+        epilog="""exit status:
+  0  stopped (Ctrl-C or SIGTERM), after the analyses in progress
+  2  bad usage or configuration, or DIR not found
+  3  DIR is already watched or processed by another run
+  4  the Prefect API could not be reached or its temporary server did not start
+     (see python -m flows.process -h)
+
+example:
+  linac-qa watch /srv/qa/truebeam1 --config truebeam1.yml""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("directory", nargs="?", metavar="DIR", help="folder to watch (default: general.directory)")
     p.add_argument("--config", metavar="FILE", help="YAML config; overrides only what it names")
@@ -201,7 +214,9 @@ def _load(args: argparse.Namespace) -> tuple[Settings, Path] | None:
 
 
 class TerminalProgress:
-    """A progress bar on standard error when it is a terminal, and one verdict line per result."""
+    """One verdict line per result and, on a terminal, a progress bar below them. Both go through one
+    rich console when the lines go to a terminal, so a verdict line is printed above the bar, never
+    into it; otherwise the bar is on standard error (if that is a terminal) and the lines are plain."""
 
     def __init__(self, lines: IO[str]):
         self.lines = lines
@@ -209,12 +224,14 @@ class TerminalProgress:
         self.task: Any = None
 
     def __enter__(self) -> TerminalProgress:
-        if sys.stderr.isatty():
+        screen = self.lines if self.lines.isatty() else sys.stderr if sys.stderr.isatty() else None
+        if screen is not None:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             columns = (TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-            self.bar = Progress(*columns, console=Console(stderr=True), transient=True)
+            console = Console(file=screen, soft_wrap=True, highlight=False, markup=False, emoji=False)
+            self.bar = Progress(*columns, console=console, transient=True)
             self.bar.start()
         return self
 
@@ -229,16 +246,28 @@ class TerminalProgress:
     def finished(self, result: Any) -> None:
         from linac_qa.records.reporting import verdict_line
 
-        print(verdict_line(result), file=self.lines, flush=True)
+        line = verdict_line(result)
+        if self.bar is not None and self.bar.console.file is self.lines:
+            self.bar.console.print(line)
+        else:
+            print(line, file=self.lines, flush=True)
         if self.bar is not None and self.task is not None:
             self.bar.advance(self.task)
 
 
+# How many files of a set the dry run's text names before "and N more".
+DRY_RUN_FILES_SHOWN = 5
+
+
 def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[str]) -> int:
-    """Discovery and classification only: no Prefect, no workers, nothing written."""
+    """Discovery and classification only: no Prefect, no workers, nothing written. Its `--json` is
+    a run's document (what a run would record without analysing: ignored files and errors in
+    `results`, the skipped counts) with `dry_run: true` and the `plan` of every set."""
     from linac_qa.grouping.plan import plan_directory
     from linac_qa.records.ledger import STATE_DIR, Ledger
+    from linac_qa.records.summary import RunSummary, skipped_counts, skipped_phrase
 
+    started = dt.datetime.now(dt.UTC)
     ledger_file = root / STATE_DIR / "ledger.sqlite"
     known = Ledger(ledger_file).known() if ledger_file.exists() else {}
     planned = plan_directory(root, settings, known, force=args.force, retry_errors=args.retry_errors)
@@ -261,19 +290,37 @@ def _dry_run(root: Path, settings: Settings, args: argparse.Namespace, out: IO[s
         retried = sorted({found.retried[f] for f in row["files"] if f in found.retried})
         if retried:
             row["retry"] = "; ".join(retried)
+    summary = RunSummary(
+        directory=str(root),
+        unit=settings.general.unit,
+        started=started,
+        finished=dt.datetime.now(dt.UTC),
+        results=list(work.decided),
+        skipped=skipped_counts(planned.skipped()),
+    )
     if args.json:
-        doc = {"directory": str(root), "dry_run": True, "plan": rows, "skipped": dict(Counter(found.skipped))}
+        doc = {**summary.model_dump(mode="json"), "dry_run": True, "plan": rows}
         out.write(json.dumps(doc, ensure_ascii=False, default=str) + "\n")
     else:
         for row in rows:
             what = row["analysis"] or "-"
             tail = f": {row['reason']}" if "reason" in row else ""
             tail += f" (an earlier error, retried: {row['retry']})" if "retry" in row else ""
-            print(f"{row['would']:<8} {what:<15} {', '.join(row['files'][:3])}{tail}", file=out)
+            files = row["files"]
+            named = ", ".join(files[:DRY_RUN_FILES_SHOWN])
+            more = len(files) - DRY_RUN_FILES_SHOWN
+            named += f", and {more} more" if more > 0 else ""
+            print(f"{row['would']:<8} {what:<15} {named}{tail}", file=out)
             by_reason = Counter(row.get("routed", {}).values())
             for reason, n in by_reason.most_common():
                 print(f"{'':<25}{n} file{'s' if n != 1 else ''}: {reason}", file=out)
-        print(f"dry run: {len(work.acquisitions)} to analyse, {len(work.decided)} not analysable", file=out)
+        skipped = sum(summary.skipped.values())
+        why = skipped_phrase(summary.skipped)
+        print(
+            f"dry run: {len(work.acquisitions)} to analyse, {len(work.decided)} not analysable;"
+            f" {skipped} skipped{f' ({why})' if why else ''}",
+            file=out,
+        )
     out.flush()
     return EXIT_OK
 

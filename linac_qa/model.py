@@ -22,6 +22,10 @@ class Status(StrEnum):
     IGNORED = "ignored"  # not QA data
 
 
+# Sorts before any acquisition time (which always has its time zone).
+EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
 class SkipReason(StrEnum):
     """Why discovery did not look at a file; counted, never listed (docs/design.md section 2)."""
 

@@ -263,7 +263,7 @@ def _is_log_summary(path: Path, head: bytes) -> bool:
 def _acquisition(ctx: GroupContext, kind: str, rels: list[str]) -> Acquisition:
     """Named after the log type and the file's date, never after the file (patient identifiers)."""
     first = ctx.directory / rels[0]
-    when = dt.datetime.fromtimestamp(first.stat().st_mtime)
+    when = dt.datetime.fromtimestamp(first.stat().st_mtime).astimezone()
     title, prefix = ("Trajectory log", "TrajectoryLog") if kind == "trajectory" else ("Dynalog", "Dynalog")
     tag = hashlib.sha256(rels[0].encode()).hexdigest()[:6]  # two logs of one second stay apart
     folder = PurePosixPath(rels[0]).parent

@@ -31,7 +31,7 @@ from linac_qa.analyses.base import (
 from linac_qa.analyses.criteria import Limit, judge, require_plausible, rounded
 from linac_qa.grouping.image_sets import session_acquisition, session_sets
 from linac_qa.intake.keywords import best_match
-from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile
+from linac_qa.model import EARLIEST, Acquisition, AnalysisResult, ClassifiedFile
 from linac_qa.sections import AnalysisSettings, Keyword
 
 TESTS: dict[str, Any] = {"DRGS": DRGS, "DRMLC": DRMLC, "DRCS": DRCS}
@@ -244,7 +244,7 @@ def _series_and_energy(cf: ClassifiedFile) -> tuple[str, str | None]:
 
 
 def _when(cf: ClassifiedFile) -> dt.datetime:
-    return cf.header.acquired if cf.header and cf.header.acquired else dt.datetime.min
+    return cf.header.acquired if cf.header and cf.header.acquired else EARLIEST
 
 
 def _seconds_apart(a: ClassifiedFile, b: ClassifiedFile) -> float:

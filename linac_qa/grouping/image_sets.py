@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from pathlib import PurePosixPath
 
 from linac_qa.intake.keywords import normalise
-from linac_qa.model import Acquisition, ClassifiedFile
+from linac_qa.model import EARLIEST, Acquisition, ClassifiedFile
 
 
 def session_acquisitions(
@@ -110,7 +110,7 @@ def _split_by_time(members: list[ClassifiedFile], window: dt.timedelta) -> list[
     either has no time)."""
     stamped = sorted(
         members,
-        key=lambda c: (c.header.acquired if c.header and c.header.acquired else dt.datetime.min, c.path),
+        key=lambda c: (c.header.acquired if c.header and c.header.acquired else EARLIEST, c.path),
     )
     groups: list[list[ClassifiedFile]] = []
     current: list[ClassifiedFile] = []

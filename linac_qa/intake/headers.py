@@ -42,6 +42,7 @@ _TAGS = (
     "ContentTime",
     "SeriesDate",
     "SeriesTime",
+    "TimezoneOffsetFromUTC",
     "Rows",
     "Columns",
     "BitsAllocated",
@@ -265,6 +266,9 @@ def _dictionary_vr(tag: str) -> str | None:
 
 
 def _when(ds: Any) -> dt.datetime | None:
+    """When the image was taken, with its time zone: the file's own offset from UTC when it has
+    one, else this computer's (a QA workstation keeps the clinic's time)."""
+    zone = _zone(_text(ds, "TimezoneOffsetFromUTC"))
     for date_tag, time_tag in (
         ("AcquisitionDate", "AcquisitionTime"),
         ("ContentDate", "ContentTime"),
@@ -275,10 +279,19 @@ def _when(ds: Any) -> dt.datetime | None:
             continue
         clock = (_text(ds, time_tag) or "000000").split(".")[0].ljust(6, "0")
         try:
-            return dt.datetime.strptime(date + clock[:6], "%Y%m%d%H%M%S")
+            naive = dt.datetime.strptime(date + clock[:6], "%Y%m%d%H%M%S")
         except ValueError:
             continue
+        return naive.replace(tzinfo=zone) if zone else naive.astimezone()
     return None
+
+
+def _zone(offset: str | None) -> dt.timezone | None:
+    """DICOM's "+0100" or "-0530"; None when absent or not of that form."""
+    if not offset or len(offset) != 5 or offset[0] not in "+-" or not offset[1:].isdigit():
+        return None
+    minutes = int(offset[1:3]) * 60 + int(offset[3:])
+    return dt.timezone(dt.timedelta(minutes=minutes if offset[0] == "+" else -minutes))
 
 
 __all__ = ["InvalidDicomError", "looks_like_dicom", "read_header"]

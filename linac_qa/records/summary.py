@@ -52,12 +52,36 @@ class RunSummary(BaseModel):
         parts = [f"{c[o]} {o}" for o in OUTCOMES if c[o]]
         skipped = sum(self.skipped.values())
         said = skipped or zero_skipped
-        return (", ".join(parts) or "nothing new") + (f"; {skipped} skipped" if said else "")
+        why = skipped_phrase(self.skipped)
+        return (
+            (", ".join(parts) or "nothing new")
+            + (f"; {skipped} skipped" if said else "")
+            + (f" ({why})" if skipped and why else "")
+        )
 
 
 # How people see results: a pass on which nothing was judged is counted apart from the passes.
 NOT_JUDGED = "not judged"
 OUTCOMES = (Status.PASSED.value, NOT_JUDGED, Status.FAILED.value, Status.ERROR.value, Status.IGNORED.value)
+
+
+# What each reason for skipping a file means, as the headline says it.
+SKIPPED_AS = {
+    SkipReason.DONE.value: "already analysed",
+    SkipReason.UNSETTLED.value: "still being written",
+    SkipReason.HIDDEN.value: "hidden",
+    SkipReason.OWN_OUTPUT.value: "our own outputs",
+    SkipReason.AVOID_KEYWORDS.value: "excluded by avoid-keywords",
+    SkipReason.WINDOW.value: "outside the time window",
+    SkipReason.WAITING_FOR_PARTNER.value: "waiting for the rest of their set",
+    SkipReason.STOPPED.value: "not begun before the stop",
+    SkipReason.NESTED_RUN.value: "in folders with runs of their own",
+}
+
+
+def skipped_phrase(skipped: dict[str, int]) -> str:
+    """What the skipped files are: "15 already analysed, 32 our own outputs"."""
+    return ", ".join(f"{n} {SKIPPED_AS.get(k, k)}" for k, n in skipped.items() if n)
 
 
 def outcome(result: AnalysisResult) -> str:

@@ -99,7 +99,11 @@ def write_demo(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m linac_qa.testing.demo", description=(__doc__ or "").split("\n\n")[0]
+        prog="python -m linac_qa.testing.demo",
+        description=(__doc__ or "").split("\n\n")[0],
+        epilog="exit status: 0 written; 2 bad usage (DIRECTORY is a file, or not empty without --force)"
+        "\n\nexample:\n  linac-qa demo demo && linac-qa process demo",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("directory", type=Path, help="where to write the demo files")
     parser.add_argument(

@@ -271,3 +271,19 @@ def test_email_off_sends_nothing_and_opens_no_connection(
     assert main_box.received == [] and main_box.connections == connections
     with sqlite3.connect(root / ".linac-qa" / "ledger.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM notifications").fetchone() == (0,)
+
+
+@pytest.mark.e2e
+def test_a_login_without_a_password_and_without_a_terminal_saves_nothing(prefect_api: str) -> None:
+    name = "lqa-test-no-password"
+    args = ["email", "--name", name, "--server", "127.0.0.1", "--security", "none", "--username", "qa"]
+    setup = run_cli(
+        *args, module="blocks.setup", api=prefect_api, env_overrides={"LINAC_QA_SMTP_PASSWORD": None}
+    )
+    assert setup.code == 2, setup.stderr[-2000:]
+    assert "needs a password" in setup.stderr and "LINAC_QA_SMTP_PASSWORD" in setup.stderr
+    saved = api_post(prefect_api, "/block_documents/filter", {"block_documents": {"name": {"any_": [name]}}})
+    assert saved == []
+    # Said explicitly, a login without a password is stored (a relay that checks only the user).
+    allowed = run_cli(*args, "--no-password", module="blocks.setup", api=prefect_api)
+    assert allowed.code == 0 and "user 'qa', no password" in allowed.stdout, allowed.stderr[-2000:]

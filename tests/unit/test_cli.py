@@ -52,3 +52,29 @@ def test_dry_run_says_what_and_as_what_and_writes_nothing(tmp_path: Path, quick_
     assert plan[("RI.QA.PF_A.dcm",)]["analysis"] == "picket-fence"
     assert plan[("team photo.png",)]["would"] == "ignored"
     assert sorted(p.name for p in data.rglob("*")) == before
+
+
+def test_dry_run_names_every_file_counts_what_is_done_and_has_a_runs_document(
+    tmp_path: Path, quick_config: Path
+) -> None:
+    data = tmp_path / "qa"
+    images = synthetic.winston_lutz_set(data / "WL_2024")
+    synthetic.picket_fence(data / "RI.QA.PF_A.dcm")
+    (data / "RI.QA.PF_A_analysis.txt").write_text("an earlier run's output\n", encoding="utf-8")
+    text = run_cli(data, "--config", quick_config, "--dry-run")
+    assert text.code == 0, text.stderr
+    assert f"and {len(images) - 5} more" in text.stdout  # one set: 5 named, then the count of the rest
+    assert "1 our own outputs" in text.stdout.splitlines()[-1], text.stdout
+    doc = run_cli(data, "--config", quick_config, "--dry-run", "--json").summary
+    real_keys = {
+        "directory",
+        "unit",
+        "started",
+        "finished",
+        "results",
+        "skipped",
+        "notifications",
+        "warnings",
+    }
+    assert real_keys <= set(doc) and doc["dry_run"] is True and doc["plan"]
+    assert doc["skipped"]["own-output"] == 1 and doc["skipped"]["done"] == 0

@@ -360,3 +360,15 @@ def test_header_texts_in_other_character_sets_and_several_values_read_as_pydicom
         assert dict(header.patient_texts)["PatientName"] == name
         assert header.attributes["ImageType"] == str(pydicom.dcmread(image).ImageType)
         assert header.has_pixels and header.pixel_bytes_missing == 0
+
+
+def test_the_acquisition_time_carries_its_time_zone(tmp_path: Path) -> None:
+    """The file's own offset from UTC when it has one, else this computer's zone: never a bare time."""
+    plain = synthetic.starshot(tmp_path / "RI.QA.Starshot_A.dcm")
+    ds = pydicom.dcmread(plain)
+    ds.AcquisitionDate, ds.AcquisitionTime, ds.TimezoneOffsetFromUTC = "20240305", "020000", "-0500"
+    ds.save_as(tmp_path / "offset.dcm")
+    with_offset = header_of(tmp_path / "offset.dcm").acquired
+    assert with_offset.isoformat() == "2024-03-05T02:00:00-05:00"
+    local = header_of(plain).acquired
+    assert local is not None and local.utcoffset() == local.astimezone().utcoffset()

@@ -107,7 +107,7 @@ def test_the_exit_status_and_the_headline_come_from_the_summary() -> None:
     assert summary_of().model_copy(update={"error": "no API"}).exit_code == 4
     assert summary_of(Status.PASSED).headline() == "1 passed"
     assert summary_of(Status.PASSED).headline(zero_skipped=True) == "1 passed; 0 skipped"
-    assert summary_of(skipped=3).headline() == "nothing new; 3 skipped"
+    assert summary_of(skipped=3).headline() == "nothing new; 3 skipped (3 already analysed)"
 
 
 def test_a_run_takes_its_plan(tmp_path: Path) -> None:
