@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from linac_qa.analyses import REGISTRY
-from linac_qa.analyses.base import analyze_parameters, to_pylinac_kwargs
+from linac_qa.analyses.base import analyze_parameters, check_pylinac_type, to_pylinac_kwargs
 from linac_qa.intake.routing import IGNORE, RoutingRule, rule_attributes
 from linac_qa.notify.settings import EmailSettings
 from linac_qa.sections import AnalysisSettings, Keyword, Section
@@ -388,7 +388,8 @@ def _check_pylinac_keywords(name: str, section: AnalysisSettings, fail: Any) -> 
             )
         try:
             for cls in classes:
-                to_pylinac_kwargs(cls.analyze, {key: section.analysis[key]})
+                for given, value in to_pylinac_kwargs(cls.analyze, {key: section.analysis[key]}).items():
+                    check_pylinac_type(cls.analyze, given, value)
         except ValueError as exc:
             raise fail((name, "analysis", key), str(exc)) from None
 

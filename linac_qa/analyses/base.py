@@ -16,6 +16,7 @@ import enum
 import inspect
 import io
 import json
+import re
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -285,6 +286,42 @@ def to_pylinac_kwargs(func: Any, given: dict[str, Any]) -> dict[str, Any]:
             value = tuple(value)
         out[key] = value
     return out
+
+
+def check_pylinac_type(func: Any, key: str, value: Any) -> None:
+    """Raises ValueError when `value` (as `to_pylinac_kwargs` passes it) is not of the type that
+    pylinac's signature annotates for `key`: `tolerance: "1 mm"` is a config error, found when the
+    config is loaded, not an error of every acquisition. Types no YAML value can be are not judged."""
+    import typing
+
+    from pydantic import ConfigDict, TypeAdapter, ValidationError
+    from pydantic.errors import PydanticSchemaGenerationError
+
+    try:
+        hint = typing.get_type_hints(func).get(key)
+    except Exception:  # an annotation pylinac's own module cannot resolve: nothing to check against
+        return
+    if hint is None:
+        return
+    if isinstance(value, list) and "tuple" in str(hint):
+        value = tuple(value)
+    try:
+        adapter: TypeAdapter[Any] = TypeAdapter(hint, config=ConfigDict(arbitrary_types_allowed=True))
+    except (PydanticSchemaGenerationError, TypeError):
+        return
+    try:
+        adapter.validate_python(value, strict=True)
+    except ValidationError:
+        raise ValueError(f"must be {_type_name(hint)} (got {value!r})") from None
+
+
+def _type_name(hint: Any) -> str:
+    """`float`, `float | None`, `tuple[float, float]`: as a person writes it."""
+    if isinstance(hint, type) and not getattr(hint, "__args__", None):
+        return hint.__name__
+    text = re.sub(r"<(?:class|enum) '([\w.]+)'>", r"\1", str(hint))
+    text = re.sub(r"typing\.Union\[(.*)\]", lambda m: m.group(1).replace(", ", " | "), text)
+    return re.sub(r"\b(?:[a-z_]\w*\.)+(\w+)", r"\1", text)
 
 
 def strict_bool(value: Any) -> bool:

@@ -68,3 +68,28 @@ def test_unreadable_yaml_is_a_config_error(tmp_path: Path) -> None:
     cfg.write_text("general: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_settings(cfg)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('picket-fence:\n  analysis:\n    tolerance: "1 mm"\n', "tolerance: must be float (got '1 mm')"),
+        ("planar-imaging:\n  analysis:\n    ssd: far\n", "ssd: must be float | Literal['auto'] (got 'far')"),
+        ("winston-lutz:\n  analysis:\n    open_field: 1\n", "open_field: must be bool (got 1)"),
+    ],
+)
+def test_a_pylinac_option_of_the_wrong_type_is_a_config_error(text: str, said: str) -> None:
+    """From the annotations of pylinac's own analyze(): at load time, not as every file's error."""
+    with pytest.raises(ConfigError) as err:
+        load_settings(text=text, source="truebeam1.yml")
+    assert str(err.value).startswith("truebeam1.yml, line 3: ") and said in str(err.value)
+
+
+def test_pylinac_options_of_the_right_type_load() -> None:
+    text = (
+        "picket-fence:\n  analysis:\n    tolerance: 1\n"
+        "field-analysis:\n  analysis:\n    penumbra: [20, 80]\n"
+        "planar-imaging:\n  analysis:\n    ssd: auto\n"
+        "cbct:\n  analysis:\n    expected_hu_values: {Air: -1000}\n"
+    )
+    assert load_settings(text=text, source="t.yml").section("picket-fence").analysis["tolerance"] == 1
