@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return _dry_run(root, settings, args, out)
     started = dt.datetime.now(dt.UTC)
+    if (busy := _busy(root)) is not None:
+        return busy
     if (unavailable := _connect()) is not None:
         if args.json:
             _write_not_done(out, root, settings, started, unavailable)
@@ -135,6 +137,8 @@ def watch_main(argv: list[str] | None = None) -> int:
     out = _claim_stdout()
     if (loaded := _load(args)) is None:
         return EXIT_USAGE
+    if (busy := _busy(loaded[1])) is not None:
+        return busy
     if _connect() is not None:
         return EXIT_NOT_DONE
     from flows.watch import watch_directory
@@ -184,6 +188,17 @@ def _cannot_analyse() -> tuple[type[Exception], ...]:
     from linac_qa.execution.local_pool import WorkersUnavailable
 
     return (WorkersUnavailable,)
+
+
+def _busy(root: Path) -> int | None:
+    """Exit 3 when another run holds DIR, said in one line before any flow run starts."""
+    from linac_qa.run import DirectoryBusy, check_not_busy
+
+    try:
+        check_not_busy(root)
+    except DirectoryBusy as exc:
+        return _refused(exc)
+    return None
 
 
 def _refused(exc: Exception) -> int:

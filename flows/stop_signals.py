@@ -30,6 +30,7 @@ from typing import Any
 from linac_qa.execution.pool_base import abandon_all
 
 STOPS = (signal.SIGINT, signal.SIGTERM)
+_SAID = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
 FORCE_AFTER_SECONDS = 15.0
 
 
@@ -65,6 +66,7 @@ class StopSignals:
                     if number in STOPS and not self._abandoned:
                         self._abandoned = True
                         self.received = self.received or signal.Signals(number)
+                        _say_stopping(self.received)
                         force = threading.Timer(FORCE_AFTER_SECONDS, _end_unheeded, args=(self.received,))
                         force.daemon = (
                             True  # a daemon still runs while the interpreter joins the others at exit
@@ -83,6 +85,15 @@ class StopSignals:
         if kind is None and self.received is not None:  # the stop's exception was lost on the way
             signal.signal(self.received, signal.SIG_DFL)
             os.kill(os.getpid(), self.received)
+
+
+def _say_stopping(stop: signal.Signals) -> None:
+    """Said at once, however the run then ends (Prefect's own SIGTERM handling ends it its way)."""
+    sys.stderr.write(
+        f"\nstopping on {_SAID.get(stop, stop.name)}: analyses in progress are ended; those that had"
+        " finished are recorded with their outputs, and the next run analyses the rest\n"
+    )
+    sys.stderr.flush()
 
 
 def _end_unheeded(stop: signal.Signals) -> None:

@@ -119,7 +119,7 @@ def directory_lock(directory: Path) -> Iterator[None]:
         state.mkdir(exist_ok=True)
         lock.acquire()
     except Timeout:
-        raise DirectoryBusy(f"another run is processing {directory} (lock {state / 'run.lock'})") from None
+        raise _busy(directory) from None
     except OSError as exc:  # a read-only share, a full disk: the run cannot keep its records
         raise OSError(
             exc.errno, f"cannot write the run's state folder {state}: {exc.strerror} (read-only share?)"
@@ -131,6 +131,27 @@ def directory_lock(directory: Path) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def check_not_busy(directory: Path) -> None:
+    """Raises DirectoryBusy when another run holds DIR or a folder above it, changing nothing: a
+    command says so before it starts a flow run (which would end red for what is no fault).
+    `directory_lock` still decides, for a run that starts in between."""
+    _refuse_inside_a_run(directory)
+    lock_file = directory / STATE_DIR / "run.lock"
+    if lock_file.is_file():
+        lock = FileLock(lock_file, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise _busy(directory) from None
+        except OSError:
+            return  # not ours to judge here: directory_lock says what is wrong with the state folder
+        lock.release()
+
+
+def _busy(directory: Path) -> DirectoryBusy:
+    return DirectoryBusy(f"another run is processing {directory} (lock {directory / STATE_DIR / 'run.lock'})")
 
 
 def _refuse_inside_a_run(directory: Path) -> None:

@@ -23,3 +23,8 @@ def test_a_second_run_on_a_locked_directory_exits_3(
         run = run_cli(data, "--config", quick_config, "--json", api=prefect_api)
     assert run.code == 3 and "another run" in run.stderr
     assert run.stdout == ""
+    # One line, said before any flow run starts: no traceback, no red run in the UI.
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    with FileLock(data / ".linac-qa" / "run.lock"):
+        watch = run_cli(data, "--config", quick_config, module="flows.watch", api=prefect_api)
+    assert watch.code == 3 and len(watch.stderr.strip().splitlines()) == 1, watch.stderr

@@ -121,3 +121,5 @@ def test_a_stop_ends_the_whole_run_within_seconds(tmp_path: Path, sig: signal.Si
         assert took < STOP_SECONDS
         # ended by its signal (a shell sees 128 + n): neither a pass (0) nor a QA failure (1)
         assert proc.returncode == -sig
+        # and says so, and what became of the analyses
+        assert "stopping on " in (tmp_path / "run.log").read_text(errors="replace")
