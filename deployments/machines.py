@@ -159,18 +159,22 @@ def _resolve(path: Path, folder: Path) -> Path:
     return path if path.is_absolute() else folder / path
 
 
-def check_configs(machines: Machines) -> None:
-    """Load every machine's config file now, so that a mistake stops `serve` at start-up instead of
-    failing every night. Blocks live on the server and are checked when a run loads them."""
+def check_configs(machines: Machines, *, blocks: bool = False) -> None:
+    """Load every machine's config file now (and, with `blocks`, its machine-config block from the
+    server), so that a mistake stops `serve` at start-up instead of failing every night."""
+    from blocks.machine_config import MachineConfig
     from linac_qa.config import load_settings
 
     for i, m in enumerate(machines.machines):
-        if m.config is None:
+        if m.config is not None:
+            settings, named = load_settings(m.config), str(m.config)
+        elif m.config_block is not None and blocks:
+            settings, named = MachineConfig.settings_of(m.config_block), f"block '{m.config_block}'"
+        else:
             continue
-        settings = load_settings(m.config)
         if m.directory is None and settings.general.directory is None:
             raise ConfigError(
                 machines.source,
                 f"machines.{i}.directory",
-                f"required: {m.config} has no general.directory either",
+                f"required: {named} has no general.directory either",
             )

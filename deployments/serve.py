@@ -142,6 +142,14 @@ example:
             file=sys.stderr,
         )
         return 2
+    try:
+        check_configs(machines, blocks=True)  # the blocks live on that server
+    except ConfigError as exc:
+        print(f"error: {args.machines}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the server does not answer
+        print(f"error: cannot read the machine-config blocks from the Prefect API: {exc}", file=sys.stderr)
+        return 2
     serve_machines(machines)
     return 0
 

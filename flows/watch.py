@@ -22,8 +22,8 @@ from blocks.machine_config import run_settings
 from flows.process import WatchBatch, process_directory
 from linac_qa.execution.pool_base import Stop
 from linac_qa.execution.pools import make_pool
-from linac_qa.run import Listener, resolve_directory, watch_lock
-from linac_qa.watching import watch
+from linac_qa.run import Listener, watch_lock
+from linac_qa.watching import wait_for_directory, watch
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,11 @@ def watch_directory(
 ) -> Any:
     logger = get_run_logger()
     settings = run_settings(config, config_block)  # once: every batch runs with these
-    root = resolve_directory(directory, settings)
     stop = Stop()
     _stop_on_signals(stop)
+    root = wait_for_directory(directory, settings, stop, logger.warning)
+    if root is None:
+        return Completed(message="stopped while waiting for the directory")
     # One pool for every batch: its workers stay warm (pylinac imported) between batches.
     with watch_lock(root), make_pool(settings.general, stop) as pool:
 

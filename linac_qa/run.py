@@ -50,6 +50,10 @@ class UsageError(Exception):
     """Bad command line or directory: exit status 2, before any work."""
 
 
+class DirectoryNotFound(UsageError):
+    """DIR is not there (yet): a share that is not mounted. A command exits 2; a watch waits."""
+
+
 class DirectoryBusy(Exception):
     """Another run holds the directory's lock: exit status 3."""
 
@@ -62,7 +66,7 @@ def resolve_directory(given: str | os.PathLike[str] | None, settings: Settings) 
     path = Path(chosen).expanduser()
     problem = folder_problem(path)
     if problem == NOT_FOUND:
-        raise UsageError(f"directory not found: {path} (network share not mounted?)")
+        raise DirectoryNotFound(f"directory not found: {path} (network share not mounted?)")
     if problem:
         raise UsageError(f"directory {printable(str(path))} {problem}")
     path = path.resolve()

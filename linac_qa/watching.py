@@ -27,12 +27,15 @@ from linac_qa.grouping.plan import folder_of
 from linac_qa.intake.discovery import discover
 from linac_qa.intake.sources import scan_sources
 from linac_qa.records.ledger import Ledger
-from linac_qa.run import DirectoryBusy
+from linac_qa.run import DirectoryBusy, DirectoryNotFound, resolve_directory
 
 log = logging.getLogger(__name__)
 
 BUSY_FOLDER_LIMIT = 10  # settle periods
 RECHECK_WAITING_SECONDS = 3600.0
+# How long a watch waits before it looks again for a directory that is not there: doubling from
+# the first to the last, so that a share mounted late is found soon and one gone for days costs little.
+DIRECTORY_RETRY_SECONDS = (10.0, 300.0)
 # Events come in bursts (a CT series): after one, wait this long for the rest before looking.
 EVENT_COALESCE_SECONDS = 0.5
 
@@ -132,6 +135,27 @@ class Wakeup:
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=5)
+
+
+def wait_for_directory(
+    given: str | None,
+    settings: Settings,
+    stop: Stop,
+    warn: Callable[[str], None],
+    retry: tuple[float, float] = DIRECTORY_RETRY_SECONDS,
+) -> Path | None:
+    """DIR once it is there, saying why it waits and when it looks again; None if stopped first.
+    A started service (the watch deployment) must not die for good because a share was mounted
+    after it; anything else wrong with DIR is raised."""
+    delay, longest = retry
+    while True:
+        try:
+            return resolve_directory(given, settings)
+        except DirectoryNotFound as exc:
+            warn(f"{exc}: looking again in {delay:g} s")
+        if stop.wait(delay):
+            return None
+        delay = min(delay * 2, longest)
 
 
 def watch(

@@ -23,7 +23,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from deployments.generate import prefect_yaml
 from deployments.machines import ENTRYPOINT, WATCH_ENTRYPOINT, load_machines
 from linac_qa.testing import synthetic
-from tests.conftest import ROOT, register_inputs
+from tests.conftest import ROOT, register_inputs, run_cli
 from tests.mailbox import Mailbox
 
 # --------------------------------------------------------------------------- end to end helpers
@@ -420,3 +420,20 @@ def test_work_pool_deployment_runs_from_the_command_line(tmp_path: Path, prefect
         ("0 2 * * *", "Europe/Berlin")
     ]
     print(f"work-pool run: {elapsed:.1f} s from `prefect deployment run` to Completed")
+
+
+@pytest.mark.e2e
+def test_serve_refuses_to_start_when_a_named_config_block_is_missing(
+    tmp_path: Path, prefect_api: str
+) -> None:
+    """Checked at start-up against the server, not found missing at 02:00 by the first nightly run."""
+    machines = tmp_path / "machines.yml"
+    machines.write_text(
+        "machines:\n  - name: clinac9\n    directory: /data/qa/Clinac9\n    config-block: lqa-absent-block\n"
+        '    cron: "0 2 * * *"\n    timezone: Europe/Berlin\n',
+        encoding="utf-8",
+    )
+    serve = run_cli("--machines", machines, module="deployments.serve", api=prefect_api, timeout=120)
+    assert serve.code == 2, serve.stderr[-3000:]
+    assert "lqa-absent-block" in serve.stderr and "blocks.setup machine-config" in serve.stderr
+    assert "Traceback" not in serve.stderr
