@@ -68,5 +68,5 @@ def test_a_watch_stopped_while_it_waits_for_its_directory_ends(tmp_path: Path) -
 
 def test_a_directory_that_is_a_file_is_not_waited_for(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
-    with pytest.raises(UsageError, match="not a folder|is a file"):
+    with pytest.raises(UsageError, match=r"not a folder|is a file"):
         wait_for_directory(str(tmp_path / "file"), Settings(), Stop(), lambda _: None)
