@@ -293,3 +293,22 @@ def test_the_png_is_still_the_picture_the_report_drew(
     assert result.status == "passed" and len(draws) == 1 and isinstance(draws[0], io.BytesIO)
     with Image.open(tmp_path / "RI.QA.PF_A_analysis.png") as png, Image.open(draws[0]) as drawn:
         assert png.width == drawn.width and png.height > drawn.height
+
+
+def test_a_report_that_cannot_be_made_leaves_no_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pylinac's pages are made in memory and ours after them: a fault there (injected) leaves the
+    folder as it was, with the error said."""
+    from linac_qa.records import report_page
+
+    def broken(facts: ReportFacts, pylinac_pages: int) -> bytes:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(report_page, "first_page", broken)
+    image = synthetic.starshot(tmp_path / "RI.QA.Starshot_A.dcm")
+    settings = load_settings(text=QUICK)
+    [acq] = plan_directory(tmp_path, settings, {}).plan.acquisitions
+    result = run_job(Run(tmp_path, settings, Ledger.open(tmp_path)).job(acq)).result
+    assert result.status == "error" and "disk full" in result.reason and result.outputs == []
+    assert [p.name for p in tmp_path.iterdir() if p.name != ".linac-qa"] == [image.name]
