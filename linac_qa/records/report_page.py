@@ -97,6 +97,7 @@ def write_pdf(facts: ReportFacts, pylinac_pdf: bytes, target: Path) -> None:
         writer.write(fp)
 
 
+_SIDE_MARGIN = 2 * cm
 _BODY = ParagraphStyle("body", fontName="Helvetica", fontSize=10, leading=13)
 _SMALL = ParagraphStyle("small", parent=_BODY, fontSize=9, leading=11, textColor=colors.HexColor("#424242"))
 _LABEL = ParagraphStyle("label", parent=_BODY, fontName="Helvetica-Bold", fontSize=9, leading=11)
@@ -113,8 +114,8 @@ def first_page(facts: ReportFacts, pylinac_pages: int) -> bytes:
     doc = SimpleDocTemplate(
         out,
         pagesize=A4,
-        leftMargin=2 * cm,
-        rightMargin=2 * cm,
+        leftMargin=_SIDE_MARGIN,
+        rightMargin=_SIDE_MARGIN,
         topMargin=1.8 * cm,
         bottomMargin=1.8 * cm,
         title=pdf_title(facts),
@@ -134,14 +135,14 @@ def first_page(facts: ReportFacts, pylinac_pages: int) -> bytes:
         # One criterion a line: the reason joins them with "; ".
         *(Paragraph(escape(part), _REASON, bulletText="•") for part in _reason_parts(facts.reason)),
         Spacer(1, 14),
-        _table([(label, value) for label, value in _facts_rows(facts)], (4.6 * cm, None)),
+        _table(_facts_rows(facts), label_width=4.6 * cm),
     ]
     if facts.metrics:
         content += [
             Spacer(1, 12),
             Paragraph("Measured", _SECTION),
             Spacer(1, 4),
-            _table([(name, _metric(value)) for name, value in facts.metrics.items()], (7 * cm, None)),
+            _table([(name, _metric(value)) for name, value in facts.metrics.items()], label_width=7 * cm),
         ]
     pages = "page 2" if pylinac_pages == 1 else f"pages 2 to {pylinac_pages + 1}"
     content += [Spacer(1, 12), Paragraph(escape(f"pylinac's own report follows ({pages})."), _SMALL)]
@@ -182,11 +183,10 @@ def _metric(value: Metric) -> str:
     return "not given" if value is None else str(value)
 
 
-def _table(rows: list[tuple[str, str]], widths: tuple[float, float | None]) -> Table:
-    label_width, value_width = widths
+def _table(rows: list[tuple[str, str]], label_width: float) -> Table:
     table = Table(
         [[Paragraph(escape(label), _LABEL), Paragraph(_lines(value), _CELL)] for label, value in rows],
-        colWidths=[label_width, value_width or (A4[0] - 4 * cm - label_width)],
+        colWidths=[label_width, A4[0] - 2 * _SIDE_MARGIN - label_width],
         hAlign="LEFT",
     )
     table.setStyle(
