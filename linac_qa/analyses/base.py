@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, BinaryIO, ClassVar, Generic, TypeVar
 
 from linac_qa.analyses.criteria import Verdict
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile
@@ -75,6 +75,7 @@ class Inputs:
 
     paths: list[Path]
     zip_path: Path | None = None  # the original zip, for pylinac's from_zip constructors
+    extracted_to: Path | None = None  # the temporary folder the zip's members are in
 
     @property
     def single(self) -> Path:
@@ -199,13 +200,12 @@ class AnalysisType(ABC, Generic[S]):
     def save_image(self, analysed: Any, path: Path) -> None:
         analysed.save_analyzed_image(str(path))
 
-    def write_report(
-        self, analysed: Any, pdf: Path, png: Path, metadata: dict[str, str], notes: list[str]
-    ) -> None:
-        """The PDF report (pylinac's publish_pdf) and the PNG of the analysed image."""
+    def write_report(self, analysed: Any, pdf: BinaryIO, png: Path) -> None:
+        """pylinac's own PDF report (publish_pdf, into `pdf`) and the PNG of the analysed image. The
+        verdict and provenance go on a page of ours (records.report_page), not over pylinac's."""
         drawn: list[bytes] = []
         with _keeping_drawn_png(analysed, self.report_image_method, drawn):
-            analysed.publish_pdf(str(pdf), metadata=metadata, notes=notes)
+            analysed.publish_pdf(pdf)
         close_figures()
         if drawn:
             png.write_bytes(drawn[0])

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
+import re
 import tempfile
 import time
 import zipfile
@@ -25,14 +27,14 @@ from linac_qa.checkpoints import checkpoint, stall
 from linac_qa.intake.hashing import hash_file
 from linac_qa.intake.zipsafe import ZipLimits, safe_extract_dicoms
 from linac_qa.model import Acquisition, AnalysisResult, Status
-from linac_qa.records import versions
+from linac_qa.records import report_page, versions
 from linac_qa.records.outputs import display_path, keep_previous, output_paths, staged_outputs
+from linac_qa.records.report_page import ReportFacts
 from linac_qa.records.reporting import mark
 from linac_qa.sections import AnalysisSettings
 
 __all__ = ["Job", "JobOutcome", "brief_error", "combined_sha256", "run_job", "safe_extract_dicoms"]
 
-_SHORT_HASH = 16
 # The outputs in the order they are renamed into place: the `.json` last, so that a `.json` under its
 # final name means the whole set is there (what a run after a crash relies on to adopt them).
 COMMIT_ORDER = (".png", ".txt", ".pdf", ".json")
@@ -111,7 +113,7 @@ def _analyse(
         if verdict.status is Status.IGNORED:  # e.g. an imaging log: nothing judged, nothing to file
             return verdict, []
         try:
-            outputs = _write_outputs(analysis, settings, analysed, verdict, job, hashes)
+            outputs = _write_outputs(analysis, settings, analysed, verdict, job, hashes, inputs)
         except OSError as exc:  # disk full, read-only share, a file where a folder should be
             # Nothing was written under a final name; an error is not retried on its own, so say how.
             raise OSError(
@@ -128,7 +130,8 @@ def _inputs(job: Job, stack: ExitStack) -> Inputs:
         # scratch area, which the next run empties.
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="zip-", dir=job.scratch)))
         limits = ZipLimits(max_bytes=job.zip_max_bytes, max_ratio=job.zip_max_ratio)
-        return Inputs(paths=safe_extract_dicoms(paths[0], folder, limits), zip_path=paths[0])
+        members = safe_extract_dicoms(paths[0], folder, limits)
+        return Inputs(paths=members, zip_path=paths[0], extracted_to=folder)
     return Inputs(paths=paths)
 
 
@@ -139,6 +142,7 @@ def _write_outputs(
     verdict: Verdict,
     job: Job,
     hashes: dict[str, str],
+    inputs: Inputs,
 ) -> list[Path]:
     acq = job.acquisition
     directory = Path(job.directory)
@@ -148,17 +152,18 @@ def _write_outputs(
     # --force keeps the previous outputs, moved away only once the new ones are complete.
     history = (lambda: keep_previous(finals, directory, job.run_stamp)) if job.keep_history else None
     provenance = _provenance(job, hashes)
+    model = analysis.model_name(acq, settings)
+    facts = _report_facts(job, model, verdict, provenance)
     with staged_outputs(finals, before_commit=history) as tmp:
-        analysis.write_report(
-            analysed,
-            tmp[paths[".pdf"]],
-            tmp[paths[".png"]],
-            metadata=_pdf_metadata(job, provenance),
-            notes=_pdf_notes(verdict),
-        )
-        tmp[paths[".txt"]].write_text(analysis.results_text(analysed), encoding="utf-8")
+        theirs = io.BytesIO()  # pylinac's pages, in memory: nothing but the staged files on disk
+        analysis.write_report(analysed, theirs, tmp[paths[".png"]])
+        report_page.write_pdf(facts, theirs.getvalue(), tmp[paths[".pdf"]])
+        png = tmp[paths[".png"]]
+        png.write_bytes(report_page.titled_png(png.read_bytes(), report_page.title_line(facts)))
+        results = _relative_text(analysis.results_text(analysed), directory, inputs)
+        tmp[paths[".txt"]].write_text(report_page.text_header(facts) + results, encoding="utf-8")
         checkpoint("outputs", in_worker=True)
-        document = _document(job, analysis.model_name(acq, settings), verdict, provenance)
+        document = _document(job, model, verdict, provenance)
         document["pylinac"] = analysis.results_json(analysed)
         tmp[paths[".json"]].write_text(json.dumps(document, indent=1, default=str), encoding="utf-8")
     return [paths[".pdf"], paths[".png"], paths[".txt"], paths[".json"]]
@@ -202,26 +207,42 @@ def _provenance(job: Job, hashes: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _pdf_metadata(job: Job, provenance: dict[str, Any]) -> dict[str, str]:
-    """pylinac prints each entry as a line of the report's header: short values only."""
+def _report_facts(job: Job, model: str | None, verdict: Verdict, provenance: dict[str, Any]) -> ReportFacts:
     acq = job.acquisition
-    inputs = provenance["inputs"]
-    return {
-        "Unit": job.unit or acq.machine or "unknown",
-        "Acquired": acq.acquired.strftime("%Y-%m-%d %H:%M") if acq.acquired else "unknown",
-        "Source": _shorten(acq.name, 60) + (f" ({inputs['count']} files)" if inputs["count"] > 1 else ""),
-        "Inputs SHA-256": inputs["combined_sha256"][:_SHORT_HASH],
-        "Software": f"linac-qa-flows {provenance['linac-qa-flows']}, pylinac {provenance['pylinac']}",
-        "Config": job.config_hash,
-    }
+    return ReportFacts(
+        analysis=acq.analysis,
+        model=model,
+        acquisition=acq.name,
+        unit=job.unit or acq.machine or "unknown",
+        machine=acq.machine,
+        acquired=acq.acquired,
+        files=acq.files,
+        verdict=mark(verdict.status, verdict.judged),
+        reason=verdict.reason,
+        metrics=verdict.metrics,
+        provenance=provenance,
+    )
 
 
-def _pdf_notes(verdict: Verdict) -> list[str]:
-    return [f"Verdict: {mark(verdict.status, verdict.judged)}", verdict.reason]
+def _relative_text(text: str, directory: Path, inputs: Inputs) -> str:
+    """pylinac's results may name an input by its absolute path, or by where its zip was extracted
+    (a folder that is gone once the analysis ends): named as everywhere else, relative to the
+    processed directory, a zip's members under the zip's name."""
+    names = {directory: "."}
+    if inputs.extracted_to is not None and inputs.zip_path is not None:
+        names[inputs.extracted_to] = display_path(inputs.zip_path, directory)
+    folders = {str(spelt): name for folder, name in names.items() for spelt in (folder, folder.resolve())}
+    for folder in sorted(folders, key=len, reverse=True):  # a scratch folder may lie inside DIR
+        name = folders[folder]
+        inside = "" if name == "." else f"{name}/"
+        text = re.sub(re.escape(folder) + r"[\\/]", _literal(inside), text)
+        text = re.sub(re.escape(folder) + r"(?![\w.-])", _literal(name), text)
+    return text
 
 
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _literal(replacement: str) -> str:
+    """`replacement` for re.sub, taken as it is (a file name may hold a backslash)."""
+    return replacement.replace("\\", "\\\\")
 
 
 def brief_error(exc: BaseException) -> str:
