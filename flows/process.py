@@ -6,16 +6,19 @@ with pylinac in worker processes, record and publish the results.
 
 from __future__ import annotations
 
+import datetime as dt
 from contextlib import closing
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, ParamSpec, TypeVar
 
-from prefect import flow, get_run_logger
-from prefect.states import Completed, State
+from prefect import Flow, get_client, get_run_logger, tags
+from prefect.context import FlowRunContext
 
 from blocks.machine_config import run_settings
 from flows.tasks import (
     analysis_subflow,
     copy_sources,
+    named_completion,
     plan_in_tasks,
     publish_results,
     scheduled_analyses,
@@ -26,8 +29,10 @@ from linac_qa.execution.pool_base import Pool, Stop
 from linac_qa.execution.pools import Lent, make_pool
 from linac_qa.grouping.plan import by_analysis
 from linac_qa.records.ledger import Ledger
-from linac_qa.records.summary import RunSummary
 from linac_qa.run import Listener, Run, directory_lock, resolve_directory
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class WatchBatch:
@@ -42,52 +47,91 @@ class WatchBatch:
         self.pool = Lent(pool)
 
 
-@flow(name="process-directory", persist_result=False, validate_parameters=False)
+# What a caller hands a run that is no parameter of it: Prefect records every parameter of a flow
+# run, shows it in the UI and offers it in a deployment's run form; a terminal's progress display
+# and a watch's pool mean nothing there. `AttendedFlow` passes them in these instead.
+LISTENER: ContextVar[Listener | None] = ContextVar("listener", default=None)
+BATCH: ContextVar[WatchBatch | None] = ContextVar("batch", default=None)
+
+
+class AttendedFlow(Flow[P, R]):
+    """A flow that also takes `listener=` and `batch=` at the call, kept out of its parameters."""
+
+    def __call__(  # type: ignore[override]
+        self, *args: Any, listener: Listener | None = None, batch: WatchBatch | None = None, **kwargs: Any
+    ) -> Any:
+        given = LISTENER.set(listener), BATCH.set(batch)
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            BATCH.reset(given[1])
+            LISTENER.reset(given[0])
+
+
+def attended_flow(**options: Any) -> Any:
+    """`@flow(**options)`, making an `AttendedFlow`."""
+    return lambda fn: AttendedFlow(fn=fn, **options)
+
+
+@attended_flow(name="process-directory", persist_result=False, validate_parameters=False)
 def process_directory(
     directory: str | None = None,
     config: str | None = None,
     force: bool = False,
-    listener: Listener | None = None,
     config_block: str | None = None,
     retry_errors: bool = False,
-    batch: WatchBatch | None = None,
 ) -> Any:
     """Copies what is new from the sources, plans the directory (discover, classify, group), records
     what needs no analysis, analyses the rest on the worker pool (a subflow per analysis type,
     each result recorded as it arrives), then notifies and publishes the summary."""
+    batch = BATCH.get()
     # A file, a machine-config block, or the defaults; a watch's batch has them from the watch.
     settings = batch.settings if batch else run_settings(config, config_block)
     root = resolve_directory(directory, settings)
-    with directory_lock(root), closing(Ledger.open(root)) as ledger:
-        run = Run(root, settings, ledger, force=force, listener=listener)
-        # The run's own Stop, unless a watch lends its pool: a stop signal reaches it (abandon_all).
-        with batch.pool if batch else make_pool(settings.general, Stop()) as workers:
-            if settings.general.sources:
-                run.warnings.extend(copy_sources(root, settings, ledger).warnings)
-            planned = plan_in_tasks(root, settings, ledger.known(), force, retry_errors)
-            to_analyse = run.start(planned)
-            futures = run.submit(workers, to_analyse)
-            with scheduled_analyses(futures):
-                for section, acquisitions in by_analysis(to_analyse).items():
-                    analysis_subflow(section, acquisitions, settings.general.unit)
-        summary = run.summary(planned.skipped(stopped=sum(f.cancelled() for f in futures.values())))
-        try:
-            # Only now: every result is recorded and its outputs written. Under the directory's
-            # lock, so two runs never send the same pending message.
-            send_notifications(run, summary)
-        finally:
-            run.finish(summary)
-    publish_results(summary)
+    started = dt.datetime.now(dt.UTC)
+    unit_tags = [settings.general.unit] if settings.general.unit else []
+    label = settings.general.unit or root.name  # two machines' runs and artifacts never share a name
+    _name_this_run(f"{label} {started.astimezone():%Y-%m-%d %H:%M}", unit_tags)
+    with tags(*unit_tags):
+        with directory_lock(root), closing(Ledger.open(root)) as ledger:
+            run = Run(root, settings, ledger, force=force, listener=LISTENER.get(), started=started)
+            # The run's own Stop, unless a watch lends its pool: a stop signal reaches it (abandon_all).
+            with batch.pool if batch else make_pool(settings.general, Stop()) as workers:
+                if settings.general.sources:
+                    run.warnings.extend(copy_sources(root, settings, ledger).warnings)
+                planned = plan_in_tasks(root, settings, ledger.known(), force, retry_errors)
+                to_analyse = run.start(planned)
+                futures = run.submit(workers, to_analyse)
+                with scheduled_analyses(futures):
+                    for section, acquisitions in by_analysis(to_analyse).items():
+                        analysis_subflow(section, acquisitions, label, root)
+            summary = run.summary(planned.skipped(stopped=sum(f.cancelled() for f in futures.values())))
+            try:
+                # Only now: every result is recorded and its outputs written. Under the directory's
+                # lock, so two runs never send the same pending message.
+                send_notifications(run, summary)
+            finally:
+                run.finish(summary)
+        publish_results(summary, label)
     get_run_logger().info("%s: %s", root, summary.headline())
-    return _completed(summary)
+    # QA failures are this run's results, not a failure of the run: it ends Completed, named so
+    # that the UI shows them.
+    return named_completion(summary.results, summary, summary.headline())
 
 
-def _completed(summary: RunSummary) -> State:
-    """QA failures are this run's results, not a failure of the run: it ends Completed, named so
-    that the UI shows them."""
-    problems = sum(r.is_problem for r in summary.results)
-    name = f"Completed: {problems} QA problem{'s' if problems != 1 else ''}" if problems else "Completed"
-    return Completed(data=summary, name=name, message=summary.headline())
+def _name_this_run(name: str, unit_tags: list[str]) -> None:
+    """Names the flow run after its machine and start time, instead of the two random words Prefect
+    gives it, and tags it with the unit, as its subflows and task runs are (created in `tags`).
+    A deployment's run started by hand keeps its name: whoever started it may have chosen it."""
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return
+    flow_run = context.flow_run
+    if flow_run.deployment_id is None or flow_run.auto_scheduled:
+        flow_run.name = name  # the run logger's records carry it
+    flow_run.tags = sorted({*flow_run.tags, *unit_tags})
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(flow_run.id, name=flow_run.name, tags=flow_run.tags)
 
 
 if __name__ == "__main__":
