@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from contextlib import closing
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from prefect import Flow, get_client, get_run_logger, tags
@@ -73,7 +74,36 @@ def attended_flow(**options: Any) -> Any:
     return lambda fn: AttendedFlow(fn=fn, **options)
 
 
-@attended_flow(name="process-directory", persist_result=False, validate_parameters=False)
+def _run_name() -> str:
+    """The flow run's name: its unit and start in local time, "TrueBeam1 2024-03-05 02:00" (the
+    folder's name without a unit), instead of two random words. Prefect asks for it as the run
+    begins, so that its own lines (begun, finished: what serve's output shows) carry it too. A
+    deployment's run started by hand keeps the name it was given: whoever started it chose it."""
+    context = FlowRunContext.get()  # Prefect resolves the name in the run's context
+    assert context is not None and context.flow_run is not None
+    flow_run, parameters = context.flow_run, context.parameters or {}
+    if flow_run.deployment_id is not None and not flow_run.auto_scheduled:
+        return flow_run.name
+    batch = BATCH.get()
+    settings: Settings | None
+    try:
+        settings = batch.settings if batch else run_settings(*map(parameters.get, ("config", "config_block")))
+    except Exception:  # the flow reads it again and fails with the reason; a name is no reason to crash
+        settings = None
+    directory = parameters.get("directory") or (settings and settings.general.directory) or ""
+    label = run_label(settings.general.unit if settings else None, Path(directory).absolute())
+    return f"{label} {dt.datetime.now().astimezone():%Y-%m-%d %H:%M}"
+
+
+def run_label(unit: str | None, root: Path) -> str:
+    """What names a run and keys its artifacts: the unit, else the folder's name, so that two
+    machines' runs never share one."""
+    return unit or root.name
+
+
+@attended_flow(
+    name="process-directory", flow_run_name=_run_name, persist_result=False, validate_parameters=False
+)
 def process_directory(
     directory: str | None = None,
     config: str | None = None,
@@ -88,13 +118,12 @@ def process_directory(
     # A file, a machine-config block, or the defaults; a watch's batch has them from the watch.
     settings = batch.settings if batch else run_settings(config, config_block)
     root = resolve_directory(directory, settings)
-    started = dt.datetime.now(dt.UTC)
     unit_tags = [settings.general.unit] if settings.general.unit else []
-    label = settings.general.unit or root.name  # two machines' runs and artifacts never share a name
-    _name_this_run(f"{label} {started.astimezone():%Y-%m-%d %H:%M}", unit_tags)
+    label = run_label(settings.general.unit, root)
+    _tag_this_run(unit_tags)
     with tags(*unit_tags):
         with directory_lock(root), closing(Ledger.open(root)) as ledger:
-            run = Run(root, settings, ledger, force=force, listener=LISTENER.get(), started=started)
+            run = Run(root, settings, ledger, force=force, listener=LISTENER.get())
             # The run's own Stop, unless a watch lends its pool: a stop signal reaches it (abandon_all).
             with batch.pool if batch else make_pool(settings.general, Stop()) as workers:
                 if settings.general.sources:
@@ -119,19 +148,15 @@ def process_directory(
     return named_completion(summary.results, summary, summary.headline())
 
 
-def _name_this_run(name: str, unit_tags: list[str]) -> None:
-    """Names the flow run after its machine and start time, instead of the two random words Prefect
-    gives it, and tags it with the unit, as its subflows and task runs are (created in `tags`).
-    A deployment's run started by hand keeps its name: whoever started it may have chosen it."""
+def _tag_this_run(unit_tags: list[str]) -> None:
+    """Tags the flow run with its unit, as its subflows and task runs are (created in `tags`)."""
     context = FlowRunContext.get()
-    if context is None or context.flow_run is None:
+    if not unit_tags or context is None or context.flow_run is None:
         return
     flow_run = context.flow_run
-    if flow_run.deployment_id is None or flow_run.auto_scheduled:
-        flow_run.name = name  # the run logger's records carry it
     flow_run.tags = sorted({*flow_run.tags, *unit_tags})
     with get_client(sync_client=True) as client:
-        client.update_flow_run(flow_run.id, name=flow_run.name, tags=flow_run.tags)
+        client.update_flow_run(flow_run.id, tags=flow_run.tags)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ def acquisition_label(result: AnalysisResult) -> str:
 
 
 def results_table(summary: RunSummary) -> list[dict[str, str]]:
-    """One row per acquisition, the verdict first, problems first; each reason shortened to what
-    a table cell shows (the whole reason is in the analysis's markdown artifact)."""
+    """One row per acquisition, the verdict first, problems first; reasons and warnings shortened to
+    what a table cell shows (the whole of them is in the analysis's markdown artifact)."""
     directory = Path(summary.directory)
     return [
         {
@@ -45,7 +45,7 @@ def results_table(summary: RunSummary) -> list[dict[str, str]]:
             "acquired": r.acquired.strftime("%Y-%m-%d %H:%M") if r.acquired else "",
             "unit": r.unit or "",
             "report": str(report_path(r, directory) or ""),
-            "warnings": "; ".join(r.warnings),
+            "warnings": short_reason("; ".join(r.warnings)),
         }
         for r in problems_first(summary.results)
     ]

@@ -69,6 +69,7 @@ def test_the_table_has_the_verdict_first_and_full_report_paths(tmp_path: Path) -
     ]
     assert (failed["verdict"], passed["verdict"]) == ("FAILED", "PASSED")
     assert failed["reason"] == short_reason(LONG) and failed["report"] == str(outside)
+    assert failed["warnings"] == "an earlier error retried: truncated" and passed["warnings"] == ""
     assert passed["report"] == str(tmp_path / "RI.QA.PF_A_analysis.pdf")
     markdown = analysis_markdown("picket-fence", results, tmp_path)
     assert LONG in markdown and "warning: an earlier error retried: truncated" in markdown
