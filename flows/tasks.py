@@ -168,6 +168,7 @@ def analysis_subflow(
         )
         return named_completion(results, results, counted(results) or "nothing analysed")
 
+    # A flow that returns a state gives its caller the state's data.
     return cast("list[AnalysisResult]", run_section(acquisitions))
 
 

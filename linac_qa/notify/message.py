@@ -119,11 +119,10 @@ def run_messages(
     directory = Path(summary.directory)
     if email.digest:
         listed = chosen + unjudged
-        listing = Listing("digest", listed, summary.results)
-        return [_results_message(listing, summary, email, unit, directory, note, run_link)]
+        counted = summary.results
+        return [_results_message("digest", summary, listed, counted, email, unit, directory, note, run_link)]
     return [
-        _results_message(Listing("analysis", [r], [r]), summary, email, unit, directory, note, run_link)
-        for r in due
+        _results_message("analysis", summary, [r], [r], email, unit, directory, note, run_link) for r in due
     ]
 
 
@@ -182,26 +181,18 @@ def acquisition_name(result: AnalysisResult, *, with_date: bool = True) -> str:
 # --------------------------------------------------------------------------- building
 
 
-@dataclass(frozen=True)
-class Listing:
-    """What one message lists (`listed`) and what its counts count (`counted`)."""
-
-    kind: str  # digest | analysis
-    listed: list[AnalysisResult]
-    counted: list[AnalysisResult]
-
-
 def _results_message(
-    listing: Listing,
+    kind: str,
     summary: RunSummary,
+    listed: list[AnalysisResult],
+    counted: list[AnalysisResult],
     email: EmailSettings,
     unit: str,
     directory: Path,
     note: str,
     run_link: str,
 ) -> Outgoing:
-    kind, listed = listing.kind, listing.listed
-    n = counts(listing.counted)
+    n = counts(counted)
     subject = email.subject.format(unit=unit, counts=count_words(n), **n)
     if kind == "analysis":  # one message per analysis: say which in the subject, the inbox's list view
         subject += f" ({listed[0].analysis}: {acquisition_name(listed[0], with_date=False)})"
