@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 from contextlib import closing
-from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
-from prefect import Flow, get_client, get_run_logger, tags
+from prefect import get_client, get_run_logger, tags
 from prefect.context import FlowRunContext
 
 from blocks.machine_config import run_settings
+from flows import attended
 from flows.tasks import (
     analysis_subflow,
     copy_sources,
@@ -30,48 +30,15 @@ from linac_qa.execution.pool_base import Pool, Stop
 from linac_qa.execution.pools import Lent, make_pool
 from linac_qa.grouping.plan import by_analysis
 from linac_qa.records.ledger import Ledger
-from linac_qa.run import Listener, Run, directory_lock, resolve_directory
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from linac_qa.run import Run, directory_lock, resolve_directory
 
 
 class WatchBatch:
     """What a watch gives each of its batches: the settings it read once, and its pool, lent."""
 
-    # Prefect records a flow's parameters: an object without a __dict__ is recorded by its type's
-    # name instead of being walked through (a pool's threads, processes and clients).
-    __slots__ = ("pool", "settings")
-
     def __init__(self, settings: Settings, pool: Pool) -> None:
         self.settings = settings
         self.pool = Lent(pool)
-
-
-# What a caller hands a run that is no parameter of it: Prefect records every parameter of a flow
-# run, shows it in the UI and offers it in a deployment's run form; a terminal's progress display
-# and a watch's pool mean nothing there. `AttendedFlow` passes them in these instead.
-LISTENER: ContextVar[Listener | None] = ContextVar("listener", default=None)
-BATCH: ContextVar[WatchBatch | None] = ContextVar("batch", default=None)
-
-
-class AttendedFlow(Flow[P, R]):
-    """A flow that also takes `listener=` and `batch=` at the call, kept out of its parameters."""
-
-    def __call__(  # type: ignore[override]
-        self, *args: Any, listener: Listener | None = None, batch: WatchBatch | None = None, **kwargs: Any
-    ) -> Any:
-        given = LISTENER.set(listener), BATCH.set(batch)
-        try:
-            return super().__call__(*args, **kwargs)
-        finally:
-            BATCH.reset(given[1])
-            LISTENER.reset(given[0])
-
-
-def attended_flow(**options: Any) -> Any:
-    """`@flow(**options)`, making an `AttendedFlow`."""
-    return lambda fn: AttendedFlow(fn=fn, **options)
 
 
 def _run_name() -> str:
@@ -84,7 +51,7 @@ def _run_name() -> str:
     flow_run, parameters = context.flow_run, context.parameters or {}
     if flow_run.deployment_id is not None and not flow_run.auto_scheduled:
         return flow_run.name
-    batch = BATCH.get()
+    batch = attended.BATCH.get()
     settings: Settings | None
     try:
         settings = batch.settings if batch else run_settings(*map(parameters.get, ("config", "config_block")))
@@ -101,7 +68,7 @@ def run_label(unit: str | None, root: Path) -> str:
     return unit or root.name
 
 
-@attended_flow(
+@attended.attended_flow(
     name="process-directory", flow_run_name=_run_name, persist_result=False, validate_parameters=False
 )
 def process_directory(
@@ -114,7 +81,7 @@ def process_directory(
     """Copies what is new from the sources, plans the directory (discover, classify, group), records
     what needs no analysis, analyses the rest on the worker pool (a subflow per analysis type,
     each result recorded as it arrives), then notifies and publishes the summary."""
-    batch = BATCH.get()
+    batch = attended.BATCH.get()
     # A file, a machine-config block, or the defaults; a watch's batch has them from the watch.
     settings = batch.settings if batch else run_settings(config, config_block)
     root = resolve_directory(directory, settings)
@@ -123,7 +90,7 @@ def process_directory(
     _tag_this_run(unit_tags)
     with tags(*unit_tags):
         with directory_lock(root), closing(Ledger.open(root)) as ledger:
-            run = Run(root, settings, ledger, force=force, listener=LISTENER.get())
+            run = Run(root, settings, ledger, force=force, listener=attended.LISTENER.get())
             # The run's own Stop, unless a watch lends its pool: a stop signal reaches it (abandon_all).
             with batch.pool if batch else make_pool(settings.general, Stop()) as workers:
                 if settings.general.sources:

@@ -19,7 +19,8 @@ from prefect import get_run_logger
 from prefect.states import Completed
 
 from blocks.machine_config import run_settings
-from flows.process import LISTENER, WatchBatch, attended_flow, process_directory
+from flows import attended
+from flows.process import WatchBatch, process_directory
 from linac_qa.execution.pool_base import Stop
 from linac_qa.execution.pools import make_pool
 from linac_qa.run import resolve_directory, watch_lock
@@ -29,15 +30,15 @@ log = logging.getLogger(__name__)
 
 
 # No module-level state here: serve pickles this flow (its function by value) for each run.
-# A terminal's `listener=` is no parameter of the run (flows/process.py AttendedFlow).
-@attended_flow(name="watch-directory", persist_result=False, validate_parameters=False)
+# A terminal's `listener=` is no parameter of the run (flows/attended.py).
+@attended.attended_flow(name="watch-directory", persist_result=False, validate_parameters=False)
 def watch_directory(
     directory: str | None = None,
     config: str | None = None,
     config_block: str | None = None,
 ) -> Any:
     logger = get_run_logger()
-    listener = LISTENER.get()
+    listener = attended.LISTENER.get()
     settings = run_settings(config, config_block)  # once: every batch runs with these
     root = resolve_directory(directory, settings)
     stop = Stop()
