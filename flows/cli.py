@@ -246,7 +246,15 @@ class TerminalProgress:
 
             columns = (TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
             console = Console(file=screen, soft_wrap=True, highlight=False, markup=False, emoji=False)
-            self.bar = Progress(*columns, console=console, transient=True)
+            # Prefect's log lines go to standard error: through the bar's console (printed above
+            # it) only when that is the same screen, else where standard error was sent.
+            self.bar = Progress(
+                *columns,
+                console=console,
+                transient=True,
+                redirect_stdout=False,
+                redirect_stderr=screen is sys.stderr or sys.stderr.isatty(),
+            )
             self.bar.start()
         return self
 

@@ -6,16 +6,20 @@ with pylinac in worker processes, record and publish the results.
 
 from __future__ import annotations
 
+import datetime as dt
 from contextlib import closing
+from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.states import Completed, State
+from prefect import get_client, get_run_logger, tags
+from prefect.context import FlowRunContext
 
 from blocks.machine_config import run_settings
+from flows import attended
 from flows.tasks import (
     analysis_subflow,
     copy_sources,
+    named_completion,
     plan_in_tasks,
     publish_results,
     scheduled_analyses,
@@ -26,68 +30,100 @@ from linac_qa.execution.pool_base import Pool, Stop
 from linac_qa.execution.pools import Lent, make_pool
 from linac_qa.grouping.plan import by_analysis
 from linac_qa.records.ledger import Ledger
-from linac_qa.records.summary import RunSummary
-from linac_qa.run import Listener, Run, directory_lock, resolve_directory
+from linac_qa.run import Run, directory_lock, resolve_directory
 
 
 class WatchBatch:
     """What a watch gives each of its batches: the settings it read once, and its pool, lent."""
-
-    # Prefect records a flow's parameters: an object without a __dict__ is recorded by its type's
-    # name instead of being walked through (a pool's threads, processes and clients).
-    __slots__ = ("pool", "settings")
 
     def __init__(self, settings: Settings, pool: Pool) -> None:
         self.settings = settings
         self.pool = Lent(pool)
 
 
-@flow(name="process-directory", persist_result=False, validate_parameters=False)
+def _run_name() -> str:
+    """The flow run's name: its unit and start in local time, "TrueBeam1 2024-03-05 02:00" (the
+    folder's name without a unit), instead of two random words. Prefect asks for it as the run
+    begins, so that its own lines (begun, finished: what serve's output shows) carry it too. A
+    deployment's run started by hand keeps the name it was given: whoever started it chose it."""
+    context = FlowRunContext.get()  # Prefect resolves the name in the run's context
+    assert context is not None and context.flow_run is not None
+    flow_run, parameters = context.flow_run, context.parameters or {}
+    if flow_run.deployment_id is not None and not flow_run.auto_scheduled:
+        return flow_run.name
+    batch = attended.BATCH.get()
+    settings: Settings | None
+    try:
+        settings = batch.settings if batch else run_settings(*map(parameters.get, ("config", "config_block")))
+    except Exception:  # the flow reads it again and fails with the reason; a name is no reason to crash
+        settings = None
+    directory = parameters.get("directory") or (settings and settings.general.directory) or ""
+    label = run_label(settings.general.unit if settings else None, Path(directory).absolute())
+    return f"{label} {dt.datetime.now().astimezone():%Y-%m-%d %H:%M}"
+
+
+def run_label(unit: str | None, root: Path) -> str:
+    """What names a run and keys its artifacts: the unit, else the folder's name, so that two
+    machines' runs never share one."""
+    return unit or root.name
+
+
+@attended.attended_flow(
+    name="process-directory", flow_run_name=_run_name, persist_result=False, validate_parameters=False
+)
 def process_directory(
     directory: str | None = None,
     config: str | None = None,
     force: bool = False,
-    listener: Listener | None = None,
     config_block: str | None = None,
     retry_errors: bool = False,
-    batch: WatchBatch | None = None,
 ) -> Any:
     """Copies what is new from the sources, plans the directory (discover, classify, group), records
     what needs no analysis, analyses the rest on the worker pool (a subflow per analysis type,
     each result recorded as it arrives), then notifies and publishes the summary."""
+    batch = attended.BATCH.get()
     # A file, a machine-config block, or the defaults; a watch's batch has them from the watch.
     settings = batch.settings if batch else run_settings(config, config_block)
     root = resolve_directory(directory, settings)
-    with directory_lock(root), closing(Ledger.open(root)) as ledger:
-        run = Run(root, settings, ledger, force=force, listener=listener)
-        # The run's own Stop, unless a watch lends its pool: a stop signal reaches it (abandon_all).
-        with batch.pool if batch else make_pool(settings.general, Stop()) as workers:
-            if settings.general.sources:
-                run.warnings.extend(copy_sources(root, settings, ledger).warnings)
-            planned = plan_in_tasks(root, settings, ledger.known(), force, retry_errors)
-            to_analyse = run.start(planned)
-            futures = run.submit(workers, to_analyse)
-            with scheduled_analyses(futures):
-                for section, acquisitions in by_analysis(to_analyse).items():
-                    analysis_subflow(section, acquisitions, settings.general.unit)
-        summary = run.summary(planned.skipped(stopped=sum(f.cancelled() for f in futures.values())))
-        try:
-            # Only now: every result is recorded and its outputs written. Under the directory's
-            # lock, so two runs never send the same pending message.
-            send_notifications(run, summary)
-        finally:
-            run.finish(summary)
-    publish_results(summary)
+    unit_tags = [settings.general.unit] if settings.general.unit else []
+    label = run_label(settings.general.unit, root)
+    _tag_this_run(unit_tags)
+    with tags(*unit_tags):
+        with directory_lock(root), closing(Ledger.open(root)) as ledger:
+            run = Run(root, settings, ledger, force=force, listener=attended.LISTENER.get())
+            # The run's own Stop, unless a watch lends its pool: a stop signal reaches it (abandon_all).
+            with batch.pool if batch else make_pool(settings.general, Stop()) as workers:
+                if settings.general.sources:
+                    run.warnings.extend(copy_sources(root, settings, ledger).warnings)
+                planned = plan_in_tasks(root, settings, ledger.known(), force, retry_errors)
+                to_analyse = run.start(planned)
+                futures = run.submit(workers, to_analyse)
+                with scheduled_analyses(futures):
+                    for section, acquisitions in by_analysis(to_analyse).items():
+                        analysis_subflow(section, acquisitions, label, root)
+            summary = run.summary(planned.skipped(stopped=sum(f.cancelled() for f in futures.values())))
+            try:
+                # Only now: every result is recorded and its outputs written. Under the directory's
+                # lock, so two runs never send the same pending message.
+                send_notifications(run, summary)
+            finally:
+                run.finish(summary)
+        publish_results(summary, label)
     get_run_logger().info("%s: %s", root, summary.headline())
-    return _completed(summary)
+    # QA failures are this run's results, not a failure of the run: it ends Completed, named so
+    # that the UI shows them.
+    return named_completion(summary.results, summary, summary.headline())
 
 
-def _completed(summary: RunSummary) -> State:
-    """QA failures are this run's results, not a failure of the run: it ends Completed, named so
-    that the UI shows them."""
-    problems = sum(r.is_problem for r in summary.results)
-    name = f"Completed: {problems} QA problem{'s' if problems != 1 else ''}" if problems else "Completed"
-    return Completed(data=summary, name=name, message=summary.headline())
+def _tag_this_run(unit_tags: list[str]) -> None:
+    """Tags the flow run with its unit, as its subflows and task runs are (created in `tags`)."""
+    context = FlowRunContext.get()
+    if not unit_tags or context is None or context.flow_run is None:
+        return
+    flow_run = context.flow_run
+    flow_run.tags = sorted({*flow_run.tags, *unit_tags})
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(flow_run.id, tags=flow_run.tags)
 
 
 if __name__ == "__main__":

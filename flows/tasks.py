@@ -3,16 +3,19 @@ plain functions under `linac_qa`."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.settings import get_current_settings
 from prefect.states import Cancelled, Completed, State
 
 from linac_qa.config import Settings
@@ -21,13 +24,13 @@ from linac_qa.grouping.plan import Planned, plan_directory
 from linac_qa.intake.classify import classify_files, in_batches
 from linac_qa.intake.discovery import Discovery, discover
 from linac_qa.intake.sources import SourceCopy, copy_from_sources
-from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile
+from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Status
 from linac_qa.notify.outbox import mail_outcome, queue_run_mail
 from linac_qa.notify.send import send_pending
 from linac_qa.notify.settings import EmailSettings
 from linac_qa.records.ledger import Known, Ledger
-from linac_qa.records.reporting import analysis_markdown, artifact_key, results_table
-from linac_qa.records.summary import Notification, RunSummary
+from linac_qa.records.reporting import analysis_markdown, artifact_key, results_table, verdict_line
+from linac_qa.records.summary import NOT_JUDGED, Notification, RunSummary, counted, outcome, verdict
 from linac_qa.run import Run
 
 
@@ -109,44 +112,74 @@ def _classify_in_batches(directory: Path, paths: list[str], settings: Settings) 
     return [cf for fut in mapped for cf in fut.result()]
 
 
+# How loud each outcome is in Prefect's logs (the UI, serve's output, the journal).
+LOG_LEVELS = {
+    Status.PASSED.value: logging.INFO,
+    Status.IGNORED.value: logging.INFO,
+    NOT_JUDGED: logging.WARNING,
+    Status.FAILED.value: logging.WARNING,
+    Status.ERROR.value: logging.ERROR,
+}
+
+
 @task(name="analyse", task_run_name="{acquisition.name}", cache_policy=NO_CACHE, retries=0)
-def analyse(acquisition: Acquisition) -> AnalysisResult | State:
+def analyse(acquisition: Acquisition) -> State:
+    """Waits for the acquisition's analysis; its verdict goes to the run's log and names the task
+    run's state, the reason as its message. An error is the QA result, not a failure of the task
+    run: it ends Completed too, named ERROR."""
     waiting = _scheduled[acquisition.key]
     either: list[Future[Any]] = [waiting.outcome, waiting.abandoned]
     wait(either, return_when=FIRST_COMPLETED)
-    if waiting.outcome.done() and not waiting.outcome.cancelled():
-        return waiting.outcome.result().result
-    return Cancelled(message="not analysed: the run was stopped first; the next run analyses it")
+    if not waiting.outcome.done() or waiting.outcome.cancelled():
+        return Cancelled(message="not analysed: the run was stopped first; the next run analyses it")
+    result = waiting.outcome.result().result
+    get_run_logger().log(LOG_LEVELS[outcome(result)], "%s", verdict_line(result))
+    return Completed(data=result, name=f"Completed: {verdict(result)}", message=result.reason)
 
 
-def analysis_subflow(section: str, acquisitions: list[Acquisition], unit: str | None) -> list[AnalysisResult]:
-    """One subflow run per analysis type, mapping the analysis task over its acquisitions."""
+def named_completion(results: list[AnalysisResult], data: Any, message: str) -> State:
+    """QA failures are results, not a failure of the run: Completed, named so that the UI shows them."""
+    problems = sum(r.is_problem for r in results)
+    name = f"Completed: {problems} QA problem{'s' if problems != 1 else ''}" if problems else "Completed"
+    return Completed(data=data, name=name, message=message)
+
+
+def analysis_subflow(
+    section: str, acquisitions: list[Acquisition], label: str, directory: Path
+) -> list[AnalysisResult]:
+    """One subflow run per analysis type, mapping the analysis task over its acquisitions; its
+    results in a markdown artifact keyed by the section and `label` (the unit, else the folder)."""
 
     # retries=0 whatever PREFECT_FLOWS_DEFAULT_RETRIES says (deployments set it for the parent flow).
     @flow(name=section, flow_run_name=f"{section} ({len(acquisitions)})", persist_result=False, retries=0)
-    def run_section(acquisitions: list[Acquisition]) -> list[AnalysisResult]:
+    def run_section(acquisitions: list[Acquisition]) -> State:
         try:
-            outcomes = [f.result(raise_on_failure=False) for f in analyse.map(acquisitions)]
+            # A task run's result is its state's data: an AnalysisResult, unless a stop cancelled it.
+            outcomes: list[object] = [f.result(raise_on_failure=False) for f in analyse.map(acquisitions)]
         except BaseException:  # a stop (SIGTERM, Ctrl-C) raises here: end now, not after the analyses
             for acquisition in acquisitions:
                 _abandon(_scheduled[acquisition.key].abandoned)
             raise
         results = [r for r in outcomes if isinstance(r, AnalysisResult)]  # not those a stop cancelled
         create_markdown_artifact(
-            key=artifact_key(section, unit), markdown=analysis_markdown(section, results), description=section
+            key=artifact_key(section, label),
+            markdown=analysis_markdown(section, results, directory),
+            description=f"{section}, {label}",
         )
-        return results
+        return named_completion(results, results, counted(results) or "nothing analysed")
 
-    return run_section(acquisitions)
+    # A flow that returns a state gives its caller the state's data.
+    return cast("list[AnalysisResult]", run_section(acquisitions))
 
 
 @task(name="publish results", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30])
-def publish_results(summary: RunSummary) -> None:
+def publish_results(summary: RunSummary, label: str) -> None:
     if summary.results:
         create_table_artifact(
-            key=artifact_key("qa-results", summary.unit),
+            key=artifact_key("qa-results", label),
             table=results_table(summary),
-            description=f"QA results for {summary.unit or summary.directory}: {summary.headline()}",
+            description=f"QA results for {label}: {summary.headline()}. Whole reasons, warnings and"
+            " metrics: each analysis's own artifact.",
         )
 
 
@@ -158,13 +191,23 @@ def notify(ledger: Ledger, email: EmailSettings, run_id: str) -> State:
     return Completed(message=f"{sent} e-mail(s) sent" if sent else "nothing to send")
 
 
+def flow_run_link() -> str:
+    """This flow run's page in the Prefect UI: PREFECT_UI_URL, else the UI of PREFECT_API_URL's
+    server; none for a run on Prefect's temporary server, which ends with the run."""
+    ui = get_current_settings().ui_url
+    context = FlowRunContext.get()
+    if not ui or context is None or context.flow_run is None:
+        return ""
+    return f"{ui.rstrip('/')}/runs/flow-run/{context.flow_run.id}"
+
+
 def send_notifications(run: Run, summary: RunSummary) -> None:
     """Called once the results are recorded and their outputs written. E-mail never changes a
     run's results or exit status: whatever happens ends up in `summary.notifications`."""
     logger = get_run_logger()
     email = run.settings.email
     try:
-        queue_run_mail(run.ledger, summary, email, run.run_id)
+        queue_run_mail(run.ledger, summary, email, run.run_id, run_link=flow_run_link())
     except Exception as exc:
         logger.exception("could not write this run's e-mail")
         detail = f"could not write the e-mail: {type(exc).__name__}: {exc}"

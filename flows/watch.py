@@ -15,28 +15,30 @@ import threading
 from types import FrameType
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.states import Completed
 
 from blocks.machine_config import run_settings
+from flows import attended
 from flows.process import WatchBatch, process_directory
 from linac_qa.execution.pool_base import Stop
 from linac_qa.execution.pools import make_pool
-from linac_qa.run import Listener, watch_lock
+from linac_qa.run import watch_lock
 from linac_qa.watching import wait_for_directory, watch
 
 log = logging.getLogger(__name__)
 
 
 # No module-level state here: serve pickles this flow (its function by value) for each run.
-@flow(name="watch-directory", persist_result=False, validate_parameters=False)
+# A terminal's `listener=` is no parameter of the run (flows/attended.py).
+@attended.attended_flow(name="watch-directory", persist_result=False, validate_parameters=False)
 def watch_directory(
     directory: str | None = None,
     config: str | None = None,
     config_block: str | None = None,
-    listener: Listener | None = None,
 ) -> Any:
     logger = get_run_logger()
+    listener = attended.LISTENER.get()
     settings = run_settings(config, config_block)  # once: every batch runs with these
     stop = Stop()
     _stop_on_signals(stop)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from linac_qa.model import AnalysisResult, Status
 from linac_qa.notify.settings import EmailSettings
-from linac_qa.records.reporting import acquisition_label, problems_first
+from linac_qa.records.reporting import acquisition_label, problems_first, report_path
 from linac_qa.records.summary import RunSummary
 
 MB = 1_000_000
@@ -33,6 +33,7 @@ VERDICTS = {
     Status.IGNORED: "ignored",
 }
 NOT_JUDGED = "NOT JUDGED"
+RUN_LINK_TEXT = "This run in Prefect"
 NOT_JUDGED_HEADING = "Not judged (analysed, but no pass criterion was applied: configure one to judge these)"
 COLOURS = {
     Status.FAILED: "#b00020",
@@ -103,11 +104,13 @@ def qualifying(results: Iterable[AnalysisResult], send: str) -> list[AnalysisRes
     return problems_first(r for r in results if r.status in wanted and not r.not_judged)
 
 
-def run_messages(summary: RunSummary, email: EmailSettings, unit: str, note: str = "") -> list[Outgoing]:
+def run_messages(
+    summary: RunSummary, email: EmailSettings, unit: str, note: str = "", run_link: str = ""
+) -> list[Outgoing]:
     """What a run sends: nothing, one digest, or one message per qualifying analysis. A digest lists
     every result not judged under its own heading; with `send: all` such results are reason enough for
     a message, with `send: failures` they are not (they are no failure). `note`: a sentence after the
-    heading (e.g. that the run was interrupted)."""
+    heading (e.g. that the run was interrupted); `run_link`: the run's page in the Prefect UI."""
     chosen = qualifying(summary.results, email.send)
     unjudged = [r for r in summary.results if r.not_judged]
     due = chosen + (unjudged if email.send == "all" else [])
@@ -116,8 +119,11 @@ def run_messages(summary: RunSummary, email: EmailSettings, unit: str, note: str
     directory = Path(summary.directory)
     if email.digest:
         listed = chosen + unjudged
-        return [_results_message("digest", summary, listed, summary.results, email, unit, directory, note)]
-    return [_results_message("analysis", summary, [r], [r], email, unit, directory, note) for r in due]
+        counted = summary.results
+        return [_results_message("digest", summary, listed, counted, email, unit, directory, note, run_link)]
+    return [
+        _results_message("analysis", summary, [r], [r], email, unit, directory, note, run_link) for r in due
+    ]
 
 
 def quiet_message(
@@ -163,15 +169,6 @@ def plan_attachments(results: Sequence[AnalysisResult], directory: Path, max_byt
     return plan
 
 
-def report_path(result: AnalysisResult, directory: Path) -> Path | None:
-    """The PDF among the outputs; outputs are relative to the directory when inside it."""
-    pdf = next((o for o in result.outputs if o.lower().endswith(".pdf")), None)
-    if pdf is None:
-        return None
-    path = Path(pdf)
-    return path if path.is_absolute() else directory / path
-
-
 def acquisition_name(result: AnalysisResult, *, with_date: bool = True) -> str:
     """What a physicist calls it, with no patient identifiers: a log is named by its type and date."""
     when = result.acquired.strftime("%Y-%m-%d %H:%M") if result.acquired else None
@@ -193,9 +190,10 @@ def _results_message(
     unit: str,
     directory: Path,
     note: str,
+    run_link: str,
 ) -> Outgoing:
     n = counts(counted)
-    subject = email.subject.format(unit=unit, **n)
+    subject = email.subject.format(unit=unit, counts=count_words(n), **n)
     if kind == "analysis":  # one message per analysis: say which in the subject, the inbox's list view
         subject += f" ({listed[0].analysis}: {acquisition_name(listed[0], with_date=False)})"
     attachments = plan_attachments(listed, directory, int(email.attachments_max_mb * MB))
@@ -210,8 +208,8 @@ def _results_message(
         + (f" {note}" if note else "")
     )
     unlisted = _unlisted_line(n, email.send) if kind == "digest" else ""
-    text = _text(heading, sections, unlisted, attachments, email.attachments_max_mb)
-    page = _html(heading, sections, unlisted, attachments, email.attachments_max_mb)
+    text = _text(heading, run_link, sections, unlisted, attachments, email.attachments_max_mb)
+    page = _html(heading, run_link, sections, unlisted, attachments, email.attachments_max_mb)
     msg = _envelope(email, subject)
     _body(msg, text, _html_page(subject, page))
     for pdf, data in attachments.files.items():
@@ -238,10 +236,15 @@ def _row(result: AnalysisResult, directory: Path, attached: set[Path]) -> Row:
     )
 
 
-def _count_line(n: dict[str, int]) -> str:
+def count_words(n: dict[str, int]) -> str:
+    """The subject's `{counts}`: failed, errors and passed, even when none; not judged when any."""
     errors = f"{n['errors']} error{'' if n['errors'] == 1 else 's'}"
     unjudged = f", {n['not_judged']} not judged" if n["not_judged"] else ""
-    return f"{n['failed']} failed, {errors}, {n['passed']} passed{unjudged}, {n['ignored']} ignored"
+    return f"{n['failed']} failed, {errors}, {n['passed']} passed{unjudged}"
+
+
+def _count_line(n: dict[str, int]) -> str:
+    return f"{count_words(n)}, {n['ignored']} ignored"
 
 
 def _unlisted_line(n: dict[str, int], send: str) -> str:
@@ -254,8 +257,10 @@ def _unlisted_line(n: dict[str, int], send: str) -> str:
 Sections = list[tuple[str, list[Row]]]  # (heading, rows); an empty heading for the main list
 
 
-def _text(heading: str, sections: Sections, unlisted: str, att: Attachments, max_mb: float) -> str:
-    lines = [heading, ""]
+def _text(
+    heading: str, run_link: str, sections: Sections, unlisted: str, att: Attachments, max_mb: float
+) -> str:
+    lines = [heading, ""] + ([f"{RUN_LINK_TEXT}: {run_link}", ""] if run_link else [])
     for title, rows in sections:
         if title and rows:
             lines += [f"{title}:", ""]
@@ -281,12 +286,16 @@ def _leftover_lines(att: Attachments, max_mb: float) -> list[str]:
     return lines
 
 
-def _html(heading: str, sections: Sections, unlisted: str, att: Attachments, max_mb: float) -> str:
+def _html(
+    heading: str, run_link: str, sections: Sections, unlisted: str, att: Attachments, max_mb: float
+) -> str:
     e = html.escape
     head = "".join(
         f"<th align=left>{h}</th>" for h in ("analysis", "acquisition", "verdict", "reason", "report")
     )
     parts = [f"<p>{e(heading)}</p>"]
+    if run_link:
+        parts.append(f'<p><a href="{e(run_link)}">{RUN_LINK_TEXT}</a></p>')
     for title, rows in sections:
         if not rows:
             continue

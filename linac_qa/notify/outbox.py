@@ -178,11 +178,17 @@ def _from_row(row: dict[str, Any]) -> Mail:
 
 
 def queue_run_mail(
-    ledger: Ledger, summary: RunSummary, email: EmailSettings, run_id: str, now: dt.datetime | None = None
+    ledger: Ledger,
+    summary: RunSummary,
+    email: EmailSettings,
+    run_id: str,
+    now: dt.datetime | None = None,
+    run_link: str = "",
 ) -> list[Outgoing]:
     """Note this run's activity; when e-mail is on, keep its messages in the ledger as pending,
     first those of earlier runs that died after recording results and before writing their own
-    e-mail. Every result is marked as reported in the same transaction, messages or not."""
+    e-mail. Every result is marked as reported in the same transaction, messages or not.
+    `run_link`: this run's page in the Prefect UI, for its own messages."""
     now = now or dt.datetime.now(dt.UTC)
     checkpoint("queue-email")  # crash-safety tests: the results are recorded, their e-mail is not
     note_activity(ledger, summary, now)
@@ -193,7 +199,7 @@ def queue_run_mail(
         unit = unit_name(ledger, summary)
         for run in earlier:
             outgoing += run_messages(_interrupted(run, summary), email, unit, note=INTERRUPTED)
-        outgoing += run_messages(summary, email, unit)
+        outgoing += run_messages(summary, email, unit, run_link=run_link)
         last = quiet_since(ledger, email.quiet_days, now)
         if last is not None:
             outgoing.append(quiet_message(email, unit, summary.directory, last, now))

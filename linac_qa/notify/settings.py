@@ -12,8 +12,9 @@ from pydantic import Field, StringConstraints, field_validator
 
 from linac_qa.sections import Section
 
-# What a subject template may use; each is a count of this run's results, except `unit`.
-SUBJECT_FIELDS = ("unit", "failed", "passed", "not_judged", "errors", "ignored")
+# What a subject template may use; each is a count of this run's results, except `unit` and
+# `counts`, the main counts in words: "2 failed, 1 error, 5 passed" (and "1 not judged" when any).
+SUBJECT_FIELDS = ("unit", "counts", "failed", "passed", "not_judged", "errors", "ignored")
 
 
 class EmailSettings(Section):
@@ -24,7 +25,7 @@ class EmailSettings(Section):
     send: Literal["failures", "all", "never"] = "failures"
     digest: bool = True
     # RFC 5322's limit for a header line.
-    subject: Annotated[str, StringConstraints(max_length=998)] = "{unit} QA: {failed} failed, {passed} passed"
+    subject: Annotated[str, StringConstraints(max_length=998)] = "{unit} QA: {counts}"
     attachments_max_mb: float = Field(default=10, ge=0)
     quiet_days: float = Field(default=3, ge=0)
     timeout_seconds: float = Field(default=30, gt=0)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 from linac_qa.model import AnalysisResult, Status
-from linac_qa.records.summary import RunSummary
+from linac_qa.records.summary import RunSummary, verdict
 
 MARKS = {Status.PASSED: "PASS", Status.FAILED: "FAIL", Status.ERROR: "ERROR", Status.IGNORED: "ignored"}
 NOT_JUDGED = "NOT JUDGED"
+SHORT_REASON = 120  # characters of a reason in the results table: one line or two at 1,600 px
 
 
 def mark(status: Status, judged: bool) -> str:
@@ -31,19 +33,40 @@ def acquisition_label(result: AnalysisResult) -> str:
 
 
 def results_table(summary: RunSummary) -> list[dict[str, str]]:
+    """One row per acquisition, the verdict first, problems first; reasons and warnings shortened to
+    what a table cell shows (the whole of them is in the analysis's markdown artifact)."""
+    directory = Path(summary.directory)
     return [
         {
+            "verdict": verdict(r),
             "analysis": r.analysis or "",
             "acquisition": acquisition_label(r),
-            "status": "not judged" if r.not_judged else r.status.value,
-            "reason": r.reason,
-            "unit": r.unit or "",
+            "reason": short_reason(r.reason),
             "acquired": r.acquired.strftime("%Y-%m-%d %H:%M") if r.acquired else "",
-            "report": next((o for o in r.outputs if o.endswith(".pdf")), ""),
-            "warnings": "; ".join(r.warnings),
+            "unit": r.unit or "",
+            "report": str(report_path(r, directory) or ""),
+            "warnings": short_reason("; ".join(r.warnings)),
         }
         for r in problems_first(summary.results)
     ]
+
+
+def short_reason(reason: str, limit: int = SHORT_REASON) -> str:
+    """The reason's first clause (clauses are joined by "; "), cut at a word within `limit`
+    characters; an ellipsis says that there is more."""
+    first, _, rest = reason.partition("; ")
+    if len(first) > limit:
+        return first[: limit - 1].rsplit(" ", 1)[0] + " …"
+    return f"{first} …" if rest else first
+
+
+def report_path(result: AnalysisResult, directory: Path) -> Path | None:
+    """The PDF among the outputs; outputs are relative to the directory when inside it."""
+    pdf = next((o for o in result.outputs if o.lower().endswith(".pdf")), None)
+    if pdf is None:
+        return None
+    path = Path(pdf)
+    return path if path.is_absolute() else directory / path
 
 
 def problems_first(results: Iterable[AnalysisResult]) -> list[AnalysisResult]:
@@ -52,13 +75,14 @@ def problems_first(results: Iterable[AnalysisResult]) -> list[AnalysisResult]:
     return sorted(results, key=lambda r: 2 if r.not_judged else order[r.status])
 
 
-def analysis_markdown(section: str, results: list[AnalysisResult]) -> str:
+def analysis_markdown(section: str, results: list[AnalysisResult], directory: Path) -> str:
+    """Every result of one analysis type in full: verdict, whole reason, warnings, report, metrics."""
     lines = [f"# {section}", "", "| acquisition | verdict | reason | report |", "|---|---|---|---|"]
     for r in problems_first(results):
-        report = next((o for o in r.outputs if o.endswith(".pdf")), "")
-        verdict = mark(r.status, r.judged)
+        report = str(report_path(r, directory) or "")
+        reason = "; ".join([r.reason, *(f"warning: {w}" for w in r.warnings)])
         lines.append(
-            f"| {_cell(acquisition_label(r))} | **{verdict}** | {_cell(r.reason)} | {_cell(report)} |"
+            f"| {_cell(acquisition_label(r))} | **{verdict(r)}** | {_cell(reason)} | {_cell(report)} |"
         )
         for key, value in r.metrics.items():
             if value is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
@@ -48,13 +49,11 @@ class RunSummary(BaseModel):
     def headline(self, *, zero_skipped: bool = False) -> str:
         """What the run found, by outcome, then how many files it skipped: a count of none is said
         only with `zero_skipped` (the command line's last line always says it)."""
-        c = Counter(outcome(r) for r in self.results)
-        parts = [f"{c[o]} {o}" for o in OUTCOMES if c[o]]
         skipped = sum(self.skipped.values())
         said = skipped or zero_skipped
         why = skipped_phrase(self.skipped)
         return (
-            (", ".join(parts) or "nothing new")
+            (counted(self.results) or "nothing new")
             + (f"; {skipped} skipped" if said else "")
             + (f" ({why})" if skipped and why else "")
         )
@@ -86,6 +85,17 @@ def skipped_phrase(skipped: dict[str, int]) -> str:
 
 def outcome(result: AnalysisResult) -> str:
     return NOT_JUDGED if result.not_judged else result.status.value
+
+
+def verdict(result: AnalysisResult) -> str:
+    """The outcome as a word that stands out: PASSED, FAILED, ERROR, NOT JUDGED, IGNORED."""
+    return outcome(result).upper()
+
+
+def counted(results: Iterable[AnalysisResult]) -> str:
+    """How many results of each outcome there are, those there are: "1 passed, 2 failed"."""
+    c = Counter(outcome(r) for r in results)
+    return ", ".join(f"{c[o]} {o}" for o in OUTCOMES if c[o])
 
 
 def skipped_counts(counter: Counter[str]) -> dict[str, int]:

@@ -264,7 +264,7 @@ def test_the_email_is_sent_exactly_once(crashes: dict[str, Any], checkpoint: str
     s: Scenario = crashes["scenarios"][checkpoint]
     assert s.mail_after_kill == 0  # killed before the SMTP send
     [mail] = mail_of(crashes["mail"], checkpoint)
-    assert mail.message["Subject"] == f"Crash-{checkpoint} QA: 1 failed, 1 passed"
+    assert mail.message["Subject"] == f"Crash-{checkpoint} QA: 1 failed, 0 errors, 1 passed"
     assert s.rerun is not None and s.rerun.summary["results"] == []  # nothing analysed again
     assert [n["status"] for n in s.rerun.summary["notifications"]] == ["sent"]
     with sqlite3.connect(s.root / ".linac-qa" / "ledger.sqlite") as db:

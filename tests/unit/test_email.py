@@ -241,6 +241,29 @@ def test_email_settings_do_not_change_the_analysis_config_hash() -> None:
 # --------------------------------------------------------------------------- outbox (no Prefect)
 
 
+def test_the_default_subject_counts_errors_and_the_run_link_is_in_both_parts(
+    tmp_path: Path, mailbox: Mailbox
+) -> None:
+    """Issue 15, point 3: an error-only run's subject said "0 failed, 0 passed"."""
+    ledger = Ledger.open(tmp_path)
+    default_subject = {"credentials-block": "test", "from": SENDER, "recipients": RECIPIENTS}
+    email = EmailSettings.model_validate(default_subject)
+    link = "http://qa-server:4200/runs/flow-run/0b7e6c2a-1d2f-4c3b-9a8e-5f6a7b8c9d0e"
+    statuses = [Status.FAILED] * 2 + [Status.ERROR] + [Status.PASSED] * 5
+    results = [_result(s, f"RI.QA.PF_{i}.dcm", tmp_path) for i, s in enumerate(statuses)]
+    queue_run_mail(ledger, _summary(tmp_path, results), email, "run-1", run_link=link)
+    only_error = [_result(Status.ERROR, "RI.QA.PF_truncated.dcm", tmp_path)]
+    queue_run_mail(ledger, _summary(tmp_path, only_error), email, "run-2")  # no UI: no link
+    assert deliver_pending(ledger, smtp_to(mailbox.port), "run-2", Log()) == 2
+    first, second = (r.message for r in mailbox.received)
+    assert first["Subject"] == "TrueBeam1 QA: 2 failed, 1 error, 5 passed"
+    assert second["Subject"] == "TrueBeam1 QA: 0 failed, 1 error, 0 passed"
+    text, page, _ = parts(first)
+    assert f"This run in Prefect: {link}" in text and f'<a href="{link}">This run in Prefect</a>' in page
+    text, page, _ = parts(second)
+    assert "Prefect" not in text and "Prefect" not in page and "<a " not in page
+
+
 def test_pending_mail_survives_a_down_server_and_is_sent_once(tmp_path: Path) -> None:
     ledger = Ledger.open(tmp_path)
     results = [_result(Status.FAILED, "RI.QA.PF_B.dcm", tmp_path, pdf_bytes=b"%PDF B")]
