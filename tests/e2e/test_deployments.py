@@ -215,6 +215,12 @@ def served(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterat
     )
     assert setup.returncode == 0, setup.stderr[-2000:]
     quick_config(tmp / "tb.yml", f"TB-{p}", email_block=f"{p}-relay")
+    # Saved before serve starts: serve checks every block a machine names, and refuses without it.
+    registered = blocks_setup("register")
+    assert "registered block type machine-config" in registered.stdout, registered.stderr
+    block_config = quick_config(tmp / "blk.yml", f"Block-{p}")
+    saved = blocks_setup("machine-config", "--name", f"{p}-blk-config", "--file", str(block_config))
+    assert saved.returncode == 0, saved.stderr
     machines = {
         "machines": [
             {"name": f"{p}-tb", "directory": "TrueBeam", "config": "tb.yml", "cron": "0 2 * * *",
@@ -301,11 +307,6 @@ def test_back_to_back_runs_queue_and_analyse_each_acquisition_once(served: dict[
 @pytest.mark.e2e
 def test_a_run_uses_the_machine_config_block_its_deployment_names(served: dict[str, Any]) -> None:
     p, blk = served["p"], served["blk"]
-    config = quick_config(served["tmp"] / "blk.yml", f"Block-{p}")
-    registered = blocks_setup("register")
-    assert "registered block type machine-config" in registered.stdout, registered.stderr
-    saved = blocks_setup("machine-config", "--name", f"{p}-blk-config", "--file", str(config))
-    assert saved.returncode == 0, saved.stderr
     cli = run_deployment(f"{p}-blk-nightly", f"{p}-blk-run")
     run = flow_run_named(f"{p}-blk-run")
     assert cli.returncode == 0 and run.state.is_completed(), cli.stdout[-2000:]

@@ -58,12 +58,21 @@ def seen(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Seen:
         config = root.parent / "config.yml"
         doc = {"general": {"unit": "TrueBeam1", "settle-seconds": 0}, "email": email}
         config.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")  # JSON is YAML
+        began = dt.datetime.now(dt.UTC)
         run = run_cli(root, "--config", config, "--json", api=prefect_api)
     assert run.code == 1, run.stderr[-3000:]
-    return Seen(run, root, *asyncio.run(_read_back(str(root.resolve()))), mail=box.received)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    # Prefect reads its settings once, at import, and another module may import it at collection,
+    # before the server fixture sets PREFECT_API_URL: name the server explicitly.
+    with temporary_settings({PREFECT_API_URL: prefect_api}):
+        read = asyncio.run(_read_back(str(root.resolve()), began))
+    return Seen(run, root, *read, mail=box.received)
 
 
-async def _read_back(directory: str) -> tuple[Any, list[Any], list[Any], list[Any], dict[str, Any]]:
+async def _read_back(
+    directory: str, began: dt.datetime
+) -> tuple[Any, list[Any], list[Any], list[Any], dict[str, Any]]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         ArtifactFilter,
@@ -72,19 +81,22 @@ async def _read_back(directory: str) -> tuple[Any, list[Any], list[Any], list[An
         FlowFilterName,
         FlowRunFilter,
         FlowRunFilterParentFlowRunId,
+        FlowRunFilterStartTime,
         LogFilter,
         LogFilterFlowRunId,
     )
     from prefect.client.schemas.sorting import FlowRunSort
 
     async with get_client() as client:
-        # The server is shared with other modules: this folder's process-directory run only.
+        # The server is shared with other modules, whose deployments have scheduled many runs that
+        # have not started: this folder's process-directory run only, among those started since.
         runs = await client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["process-directory"])),
+            flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=began)),
             sort=FlowRunSort.START_TIME_DESC,
             limit=200,
         )
-        parent = next(r for r in runs if r.parameters.get("directory") == directory)
+        [parent] = [r for r in runs if r.parameters.get("directory") == directory]
         subflows = await client.read_flow_runs(
             flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id]))
         )
