@@ -253,7 +253,7 @@ class TerminalProgress:
                 console=console,
                 transient=True,
                 redirect_stdout=False,
-                redirect_stderr=screen is sys.stderr or sys.stderr.isatty(),
+                redirect_stderr=sys.stderr.isatty(),
             )
             self.bar.start()
         return self
