@@ -105,18 +105,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             _write_not_done(out, root, settings, started, unavailable)
         return EXIT_NOT_DONE
+    from prefect.exceptions import CancelledRun
+
     from flows.process import process_directory
-    from flows.stop_signals import StopSignals
+    from flows.stop_signals import StopSignals, end_as_stopped
 
     with TerminalProgress(sys.stderr if args.json else out) as progress:
         try:
-            with StopSignals():
+            with StopSignals() as stops:
                 summary = cast(
                     "RunSummary",
                     process_directory(
                         str(root), args.config, args.force, listener=progress, retry_errors=args.retry_errors
                     ),
                 )
+        except CancelledRun:  # stopped: the run is Cancelled in Prefect, and said so on stderr
+            summary = None
         except _refusals() as exc:
             return _refused(exc)
         except _cannot_analyse() as exc:  # no worker process starts: nothing could be analysed
@@ -124,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:
                 _write_not_done(out, root, settings, started, str(exc))
             return EXIT_NOT_DONE
+    if summary is None:
+        end_as_stopped(stops.received)
     if args.json:
         out.write(json.dumps(summary.model_dump(mode="json"), ensure_ascii=False) + "\n")
     else:
@@ -141,12 +147,17 @@ def watch_main(argv: list[str] | None = None) -> int:
         return busy
     if _connect() is not None:
         return EXIT_NOT_DONE
+    from prefect.exceptions import CancelledRun
+
+    from flows.stop_signals import end_as_stopped
     from flows.watch import watch_directory
 
     try:
         watch_directory(str(loaded[1]), args.config, listener=TerminalProgress(out))
     except _refusals() as exc:
         return _refused(exc)
+    except CancelledRun:  # a second Ctrl-C, or SIGTERM: the run is Cancelled in Prefect
+        end_as_stopped()
     return EXIT_OK
 
 

@@ -16,6 +16,7 @@ from prefect.context import FlowRunContext
 
 from blocks.machine_config import run_settings
 from flows import attended
+from flows.stop_signals import cancelled_when_stopped
 from flows.tasks import (
     analysis_subflow,
     copy_sources,
@@ -71,6 +72,7 @@ def run_label(unit: str | None, root: Path) -> str:
 @attended.attended_flow(
     name="process-directory", flow_run_name=_run_name, persist_result=False, validate_parameters=False
 )
+@cancelled_when_stopped
 def process_directory(
     directory: str | None = None,
     config: str | None = None,

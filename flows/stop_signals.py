@@ -20,14 +20,22 @@ from __future__ import annotations
 
 import ctypes
 import faulthandler
+import functools
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn, ParamSpec, TypeVar
+
+from prefect.exceptions import CancelledRun, TerminationSignal
+from prefect.states import Cancelled, State
 
 from linac_qa.execution.pool_base import abandon_all
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 STOPS = (signal.SIGINT, signal.SIGTERM)
 _SAID = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
@@ -111,3 +119,48 @@ def _end_unheeded(stop: signal.Signals) -> None:
     os.kill(os.getpid(), stop)
     threading.Event().wait(5)
     os._exit(128 + int(stop))  # only if the signal is blocked in every thread
+
+
+class Stopped(BaseException):
+    """A subflow that a stop cancelled, carried through code that goes on after an Exception (a
+    watch goes on after a batch that failed, not after one that was stopped)."""
+
+
+# The stop that ended a flow body of this process (signals are the process's, as is this).
+_stopped_by: signal.Signals | None = None
+
+
+def cancelled_when_stopped(body: Callable[P, R]) -> Callable[P, R | State]:
+    """A flow body that a stop interrupts ends Cancelled, saying by what. Prefect marks a flow run
+    that a KeyboardInterrupt or its own SIGTERM exception leaves as Crashed, the state of a run
+    that broke, and its UI shows it red; a stop is someone's decision. A subflow ended this way
+    raises CancelledRun in its caller, which ends Cancelled in turn. The command line then ends by
+    the signal (`end_as_stopped`)."""
+
+    @functools.wraps(body)
+    def ends_cancelled(*args: P.args, **kwargs: P.kwargs) -> R | State:
+        global _stopped_by
+        try:
+            return body(*args, **kwargs)
+        except (CancelledRun, Stopped) as exc:  # a subflow was stopped, so was its caller: by the same stop
+            return Cancelled(message=str(exc) or "a subflow was cancelled")
+        except (KeyboardInterrupt, TerminationSignal) as exc:
+            stop = signal.Signals(exc.signal) if isinstance(exc, TerminationSignal) else signal.SIGINT
+            _stopped_by = _stopped_by or stop
+            return Cancelled(
+                message=f"stopped by {_SAID.get(stop, stop.name)}: what had finished is recorded with its"
+                " outputs; the next run analyses the rest"
+            )
+
+    return ends_cancelled
+
+
+def end_as_stopped(received: signal.Signals | None = None) -> NoReturn:
+    """Ends the process by the stop that cancelled its run, as an uncaught stop would have (a shell
+    sees 128 + n), without a traceback."""
+    stop = received or _stopped_by or signal.SIGINT
+    sys.stdout.flush()
+    signal.signal(stop, signal.SIG_DFL)
+    os.kill(os.getpid(), stop)
+    threading.Event().wait(5)
+    os._exit(128 + int(stop))  # only if the signal is blocked

@@ -18,6 +18,7 @@ from prefect.context import FlowRunContext
 from prefect.settings import get_current_settings
 from prefect.states import Cancelled, Completed, State
 
+from flows.stop_signals import cancelled_when_stopped
 from linac_qa.config import Settings
 from linac_qa.execution.runner import JobOutcome
 from linac_qa.grouping.plan import Planned, plan_directory
@@ -151,7 +152,14 @@ def analysis_subflow(
     results in a markdown artifact keyed by the section and `label` (the unit, else the folder)."""
 
     # retries=0 whatever PREFECT_FLOWS_DEFAULT_RETRIES says (deployments set it for the parent flow).
-    @flow(name=section, flow_run_name=f"{section} ({len(acquisitions)})", persist_result=False, retries=0)
+    @flow(
+        name=section,
+        flow_run_name=f"{section} ({len(acquisitions)})",
+        persist_result=False,
+        retries=0,
+        validate_parameters=False,  # its own typed objects, from the run itself
+    )
+    @cancelled_when_stopped
     def run_section(acquisitions: list[Acquisition]) -> State:
         try:
             # A task run's result is its state's data: an AnalysisResult, unless a stop cancelled it.

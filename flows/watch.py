@@ -16,11 +16,13 @@ from types import FrameType
 from typing import Any
 
 from prefect import get_run_logger
+from prefect.exceptions import CancelledRun
 from prefect.states import Completed
 
 from blocks.machine_config import run_settings
 from flows import attended
-from flows.process import WatchBatch, process_directory
+from flows.process import WatchBatch, _run_name, process_directory
+from flows.stop_signals import Stopped, cancelled_when_stopped
 from linac_qa.execution.pool_base import Stop
 from linac_qa.execution.pools import make_pool
 from linac_qa.run import watch_lock
@@ -31,7 +33,10 @@ log = logging.getLogger(__name__)
 
 # No module-level state here: serve pickles this flow (its function by value) for each run.
 # A terminal's `listener=` is no parameter of the run (flows/attended.py).
-@attended.attended_flow(name="watch-directory", persist_result=False, validate_parameters=False)
+@attended.attended_flow(
+    name="watch-directory", flow_run_name=_run_name, persist_result=False, validate_parameters=False
+)
+@cancelled_when_stopped
 def watch_directory(
     directory: str | None = None,
     config: str | None = None,
@@ -49,7 +54,10 @@ def watch_directory(
     with watch_lock(root), make_pool(settings.general, stop) as pool:
 
         def run_batch() -> None:
-            process_directory(str(root), listener=listener, batch=WatchBatch(settings, pool))
+            try:
+                process_directory(str(root), listener=listener, batch=WatchBatch(settings, pool))
+            except CancelledRun as exc:  # a second Ctrl-C, or SIGTERM: the watch ends with its batch
+                raise Stopped(str(exc)) from exc
 
         logger.info(
             "watching %s (and %d source folder(s)) every %g s; Ctrl-C stops",

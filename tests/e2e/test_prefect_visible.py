@@ -7,7 +7,6 @@ passing and an erroring picket fence) is shared by every test."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import logging
@@ -21,6 +20,7 @@ import pytest
 from linac_qa.testing import synthetic
 from tests.conftest import CliRun, register_inputs, run_cli
 from tests.mailbox import RECIPIENTS, SENDER, Mailbox, Received, parts, running, setup_block
+from tests.prefect_runs import read_back
 
 pytestmark = pytest.mark.e2e
 
@@ -61,52 +61,17 @@ def seen(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Seen:
         began = dt.datetime.now(dt.UTC)
         run = run_cli(root, "--config", config, "--json", api=prefect_api)
     assert run.code == 1, run.stderr[-3000:]
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    # Prefect reads its settings once, at import, and another module may import it at collection,
-    # before the server fixture sets PREFECT_API_URL: name the server explicitly.
-    with temporary_settings({PREFECT_API_URL: prefect_api}):
-        read = asyncio.run(_read_back(str(root.resolve()), began))
-    return Seen(run, root, *read, mail=box.received)
-
-
-async def _read_back(
-    directory: str, began: dt.datetime
-) -> tuple[Any, list[Any], list[Any], list[Any], dict[str, Any]]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        ArtifactFilterFlowRunId,
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterParentFlowRunId,
-        FlowRunFilterStartTime,
-        LogFilter,
-        LogFilterFlowRunId,
+    server = read_back(prefect_api, root, began)
+    return Seen(
+        run,
+        root,
+        server.flow_run,
+        server.subflows,
+        server.task_runs,
+        server.logs,
+        server.artifacts,
+        box.received,
     )
-    from prefect.client.schemas.sorting import FlowRunSort
-
-    async with get_client() as client:
-        # The server is shared with other modules, whose deployments have scheduled many runs that
-        # have not started: this folder's process-directory run only, among those started since.
-        runs = await client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=["process-directory"])),
-            flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=began)),
-            sort=FlowRunSort.START_TIME_DESC,
-            limit=200,
-        )
-        [parent] = [r for r in runs if r.parameters.get("directory") == directory]
-        subflows = await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id]))
-        )
-        ids = [parent.id, *(r.id for r in subflows)]
-        task_runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": ids}))
-        logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)))
-        artifacts = await client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids))
-        )
-    return parent, subflows, task_runs, logs, {a.key: a for a in artifacts}
 
 
 def test_the_flow_run_is_named_after_the_unit_and_its_start(seen: Seen) -> None:

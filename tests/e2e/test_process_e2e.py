@@ -3,7 +3,6 @@ Prefect server, the JSON contract of docs/design.md section 2, the ledger across
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -17,6 +16,7 @@ from pydicom.uid import generate_uid
 
 from linac_qa.testing import synthetic
 from tests.conftest import register_inputs, run_cli
+from tests.prefect_runs import read_back
 
 pytestmark = pytest.mark.e2e
 
@@ -114,8 +114,9 @@ def qa_run(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> dict[s
     config = root.parent / "truebeam1.yml"
     config.write_text("general:\n  unit: TrueBeam1\n  settle-seconds: 0\n", encoding="utf-8")
     before = checksums(root)
+    began = dt.datetime.now(dt.UTC)
     run = run_cli(root, "--config", config, "--json", api=prefect_api)
-    return {"root": root, "config": config, "run": run, "before": before, "api": prefect_api}
+    return {"root": root, "config": config, "run": run, "before": before, "api": prefect_api, "began": began}
 
 
 def test_every_file_gets_the_expected_analysis_and_verdict(qa_run: dict[str, Any]) -> None:
@@ -189,53 +190,9 @@ def test_outputs_sit_next_to_the_data_with_provenance(qa_run: dict[str, Any]) ->
 
 
 def test_the_run_is_in_prefect(qa_run: dict[str, Any]) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        ArtifactFilterFlowRunId,
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterParentFlowRunId,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-    from prefect.client.schemas.sorting import FlowRunSort
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    async def read() -> tuple[Any, list[Any], list[str], Any]:
-        # Other tests share this server and its listings are paged: ask only for this run (the
-        # newest process-directory run of this folder) and its own children.
-        async with get_client() as client:
-            # Completed only: the deployment tests leave scheduled runs of tomorrow's crons, which
-            # sort first (Prefect sorts on the start time or, before it, the expected start time).
-            completed = FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED]))
-            )
-            latest = await client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=["process-directory"])),
-                flow_run_filter=completed,
-                sort=FlowRunSort.START_TIME_DESC,
-                limit=200,
-            )
-            parent = next(r for r in latest if r.parameters.get("directory") == str(qa_run["root"].resolve()))
-            of_parent = FlowRunFilterParentFlowRunId(any_=[parent.id])
-            children = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(parent_flow_run_id=of_parent)
-            )
-            tasks = await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id={"any_": [r.id for r in children]})
-            )
-            flows = {f.id: f.name for f in await client.read_flows()}
-            own = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[parent.id]))
-            artifacts = await client.read_artifacts(artifact_filter=own)
-            table = next(a for a in artifacts if a.key == "qa-results-truebeam1")
-            return parent, tasks, [flows[r.flow_id] for r in children], table
-
-    # Prefect reads its settings when first imported, which may precede the server fixture.
-    with temporary_settings({PREFECT_API_URL: qa_run["api"]}):
-        parent, tasks, subflows, table = asyncio.run(read())
+    server = read_back(qa_run["api"], qa_run["root"], qa_run["began"])
+    parent, tasks, table = server.flow_run, server.task_runs, server.artifacts["qa-results-truebeam1"]
+    subflows = [r.name.rsplit(" (", 1)[0] for r in server.subflows]  # "picket-fence (3)"
     summary = qa_run["run"].summary
     assert parent.state.type.value == "COMPLETED"
     assert "QA problem" in parent.state.name
