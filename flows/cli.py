@@ -13,6 +13,7 @@ import atexit
 import datetime as dt
 import gc
 import json
+import logging
 import os
 import sys
 from collections import Counter
@@ -250,6 +251,7 @@ class TerminalProgress:
         self.task: Any = None
 
     def __enter__(self) -> TerminalProgress:
+        _verdicts_said_once(True)
         screen = self.lines if self.lines.isatty() else sys.stderr if sys.stderr.isatty() else None
         if screen is not None:
             from rich.console import Console
@@ -272,6 +274,7 @@ class TerminalProgress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
+        _verdicts_said_once(False)
 
     def planned(self, total: int) -> None:
         if self.bar is not None:
@@ -287,6 +290,22 @@ class TerminalProgress:
             print(line, file=self.lines, flush=True)
         if self.bar is not None and self.task is not None:
             self.bar.advance(self.task)
+
+
+def _verdict_record(record: logging.LogRecord) -> bool:
+    from flows.tasks import VERDICT
+
+    return not getattr(record, VERDICT, False)
+
+
+def _verdicts_said_once(on: bool) -> None:
+    """Each verdict once on the terminal: the line printed here, without Prefect's log line of the
+    same verdict (which the UI and serve's output keep: only the console's copy is filtered)."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            (handler.addFilter if on else handler.removeFilter)(_verdict_record)
 
 
 # How many files of a set the dry run's text names before "and N more".

@@ -115,13 +115,18 @@ def _discover_in_a_task(
     # Prefect walks every parameter of a task run, looking for futures to wait on: over an archive's
     # thousand analysed files, that walk cost more than a second of every run that found nothing new
     # (issue 12, acceptance 5). `quote` hands them over unvisited.
-    return discover_files(directory, quote(settings), quote(known), force, retry_errors)
+    unvisited = cast("dict[str, Known]", quote(known))  # the task receives the dict itself
+    return discover_files(directory, settings, unvisited, force, retry_errors)
 
 
 def _classify_in_batches(directory: Path, paths: list[str], settings: Settings) -> list[ClassifiedFile]:
     mapped = classify.map(unmapped(directory), in_batches(paths), unmapped(settings))
     return [cf for fut in mapped for cf in fut.result()]
 
+
+# Marks a verdict's log record: a terminal that prints its own verdict lines leaves it out of its
+# copy of Prefect's log (flows/cli.py), and the UI and serve's output keep it.
+VERDICT = "linac_qa_verdict"
 
 # How loud each outcome is in Prefect's logs (the UI, serve's output, the journal).
 LOG_LEVELS = {
@@ -144,7 +149,7 @@ def analyse(acquisition: Acquisition) -> State:
     if not waiting.outcome.done() or waiting.outcome.cancelled():
         return Cancelled(message="not analysed: the run was stopped first; the next run analyses it")
     result = waiting.outcome.result().result
-    get_run_logger().log(LOG_LEVELS[outcome(result)], "%s", verdict_line(result))
+    get_run_logger().log(LOG_LEVELS[outcome(result)], "%s", verdict_line(result), extra={VERDICT: True})
     return Completed(data=result, name=f"Completed: {verdict(result)}", message=result.reason)
 
 
