@@ -151,6 +151,8 @@ def rewrite_document(result: AnalysisResult, directory: Path) -> None:
     if document is None:
         return
     path = directory / document if not Path(document).is_absolute() else Path(document)
+    if not path.is_file():  # moved away since (a result written straight into the record)
+        return
     data = json.loads(path.read_text(encoding="utf-8"))
     ours = data["linac-qa-flows"]
     ours |= {
