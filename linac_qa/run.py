@@ -351,7 +351,8 @@ class Run:
 
     def close_history(self) -> None:
         if self.history is not None:
-            self.history.close()
+            with self.history.lock:
+                self.history.close()
             self.history = None
 
     def record_outcome(self, job: Job, outcome: JobOutcome) -> None:

@@ -5,7 +5,8 @@ with the numbers, and the record keeps each value's judgement (what the views dr
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from linac_qa.history import drift
@@ -25,6 +26,7 @@ class History:
     directory: Path
     record: Record
     baselines: Baselines
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def open(cls, directory: Path) -> History:
@@ -40,6 +42,13 @@ def record_result(
 ) -> None:
     """Into the record, then judged: the result's status, reason, warnings, `level` and `levels`
     are set, and its `.json` says the same."""
+    with history.lock:
+        _record_and_judge(history, result, sources, settings)
+
+
+def _record_and_judge(
+    history: History, result: AnalysisResult, sources: dict[str, str], settings: AnalysisSettings
+) -> None:
     rows = rows_of(result, sources)
     if not rows:
         return

@@ -16,7 +16,8 @@ def connect(directory: Path, name: str, schema: str) -> sqlite3.Connection:
     path = state / name
     if path.is_symlink():  # the run writes only inside its state folder, never through a link
         raise OSError(f"{path} is a symbolic link: refusing to write through it")
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    # A run records from its pool's callback threads, one at a time (History.lock).
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(schema)

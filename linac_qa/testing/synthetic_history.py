@@ -47,7 +47,7 @@ def write_outputs(directory: Path, result: AnalysisResult, sources: dict[str, st
     pdf, document = (directory / o for o in result.outputs)
     document.parent.mkdir(parents=True, exist_ok=True)
     pdf.write_bytes(b"%PDF-1.4\n% synthetic report\n%%EOF\n")
-    ours = {
+    ours: dict[str, object] = {
         "analysis": result.analysis,
         "model": result.model,
         "acquisition": result.files[0],
