@@ -142,6 +142,16 @@ class Record:
         """The last n (acquired, value), oldest first."""
         return self.points(key, last=n)
 
+    def series_rows(self, machine: str | None = None) -> list[tuple[Any, ...]]:
+        """What the views draw, unparsed (36,000 rows are read in a fraction of a second): (machine,
+        analysis, metric, variant, unit, acquired, value, result_id, report, judgement JSON)."""
+        sql = (
+            "SELECT machine, analysis, metric, variant, unit, acquired, value, result_id, report, judgement"
+            " FROM points" + (" WHERE machine = ?" if machine is not None else "")
+        )
+        sql += " ORDER BY machine, analysis, metric, variant, acquired, result_id"
+        return list(self.conn.execute(sql, (machine,) if machine is not None else ()))
+
     def rows(self, machine: str | None = None) -> list[Row]:
         """Every row (of one machine), by series and acquisition time."""
         sql = "SELECT * FROM points" + (" WHERE machine = ?" if machine is not None else "")

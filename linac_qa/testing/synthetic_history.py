@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from linac_qa.model import AnalysisResult, Metric, Status
@@ -18,7 +19,7 @@ def day(i: int) -> dt.datetime:
 
 def result_on(
     i: int,
-    metrics: dict[str, Metric],
+    metrics: Mapping[str, Metric],
     *,
     machine: str = "TrueBeam1",
     analysis: str = "field-analysis",
@@ -33,7 +34,7 @@ def result_on(
         files=[f"{analysis}/{machine}_{i:05d}.dcm"],
         status=status,
         reason="synthetic",
-        metrics=metrics,
+        metrics=dict(metrics),
         outputs=[f"{stem}.pdf", f"{stem}.json"],
         unit=machine,
         acquired=day(i),
