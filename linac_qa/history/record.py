@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from linac_qa.history.series import SeriesKey
+from linac_qa.history.series import Level, SeriesKey
 from linac_qa.history.store import connect, to_text
 from linac_qa.history.variants import unit_of
 from linac_qa.intake.hashing import listed_hashes
@@ -34,12 +34,20 @@ CREATE TABLE IF NOT EXISTS points (
     status TEXT NOT NULL,
     report TEXT,                    -- the PDF
     sources TEXT NOT NULL,          -- JSON {file: sha256}
-    judgement TEXT,                 -- JSON MetricLevel as judged when recorded; NULL: no level applied
+    -- As judged when recorded (NULL: nothing applied); in columns, so the views read them unparsed.
+    judged INTEGER NOT NULL,        -- 1 when the value had a judgement
+    level TEXT,                     -- ok | tolerance | action
+    baseline REAL,
+    tolerance_low REAL, tolerance_high REAL,
+    action_low REAL, action_high REAL,
+    control_low REAL, control_high REAL,
+    drift TEXT,
     PRIMARY KEY (result_id, metric)
 );
 CREATE INDEX IF NOT EXISTS points_series ON points (machine, analysis, metric, variant, acquired);
 """
 ANALYSED = (Status.PASSED, Status.FAILED)
+COLUMNS = ",".join("?" * 21)
 
 
 @dataclass(frozen=True)
@@ -55,12 +63,39 @@ class Row:
     judgement: MetricLevel | None = None
 
     def as_tuple(self) -> tuple[Any, ...]:
-        k = self.key
-        judged = self.judgement.model_dump_json() if self.judgement is not None else None
+        k, j = self.key, self.judgement
         return (
             self.result_id, k.metric, k.machine, k.analysis, k.variant, self.acquired, self.value,
-            self.unit, self.status, self.report, json.dumps(self.sources, sort_keys=True), judged,
+            self.unit, self.status, self.report, json.dumps(self.sources, sort_keys=True), *_judged(j),
         )  # fmt: skip
+
+
+def _judged(j: MetricLevel | None) -> tuple[Any, ...]:
+    if j is None:
+        return (0, *(None,) * 9)
+    pairs = (p or (None, None) for p in (j.tolerance, j.action, j.control))
+    return (1, j.level.value if j.level else None, j.baseline, *(v for p in pairs for v in p), j.drift)
+
+
+def _judgement(row: tuple[Any, ...]) -> MetricLevel | None:
+    """The columns of `_judged` (without the value) back into a MetricLevel."""
+    judged, level, baseline, tl, th, al, ah, cl, ch, drift, value = row
+    if not judged:
+        return None
+    return MetricLevel(
+        level=Level(level) if level else None,
+        value=value,
+        baseline=baseline,
+        tolerance=_pair(tl, th),
+        action=_pair(al, ah),
+        control=_pair(cl, ch),
+        drift=drift,
+    )
+
+
+def _pair(low: float | None, high: float | None) -> tuple[float | None, float | None] | None:
+    """A window stored as two columns; None when neither side has a limit (as MetricLevel keeps it)."""
+    return None if low is None and high is None else (low, high)
 
 
 def result_id(result: AnalysisResult) -> str:
@@ -102,14 +137,14 @@ class Record:
         """Rows replace those of the same result and metric (a result analysed again with --force)."""
         values = [r.as_tuple() for r in rows]
         with self._transaction():
-            self.conn.executemany(f"INSERT OR REPLACE INTO points VALUES ({','.join('?' * 12)})", values)
+            self.conn.executemany(f"INSERT OR REPLACE INTO points VALUES ({COLUMNS})", values)
         return len(values)
 
     def replace_all(self, rows: Iterable[Row]) -> int:
         with self._transaction():
             self.conn.execute("DELETE FROM points")
             values = [r.as_tuple() for r in rows]
-            self.conn.executemany(f"INSERT OR REPLACE INTO points VALUES ({','.join('?' * 12)})", values)
+            self.conn.executemany(f"INSERT OR REPLACE INTO points VALUES ({COLUMNS})", values)
         return len(values)
 
     def points(
@@ -144,9 +179,12 @@ class Record:
 
     def series_rows(self, machine: str | None = None) -> list[tuple[Any, ...]]:
         """What the views draw, unparsed (36,000 rows are read in a fraction of a second): (machine,
-        analysis, metric, variant, unit, acquired, value, result_id, report, judgement JSON)."""
+        analysis, metric, variant, unit, acquired, value, result_id, report, level, baseline, and the
+        low and high of tolerance, action and control, drift)."""
         sql = (
-            "SELECT machine, analysis, metric, variant, unit, acquired, value, result_id, report, judgement"
+            "SELECT machine, analysis, metric, variant, unit, acquired, value, result_id, report, level,"
+            " baseline, tolerance_low, tolerance_high, action_low, action_high, control_low, control_high,"
+            " drift"
             " FROM points" + (" WHERE machine = ?" if machine is not None else "")
         )
         sql += " ORDER BY machine, analysis, metric, variant, acquired, result_id"
@@ -170,8 +208,8 @@ class Record:
 
 
 def _row(r: sqlite3.Row | tuple[Any, ...]) -> Row:
-    rid, metric, machine, analysis, variant, acquired, value, unit, status, report, sources, judged = r
+    rid, metric, machine, analysis, variant, acquired, value, unit, status, report, sources = r[:11]
     return Row(
         SeriesKey(machine, analysis, metric, variant), acquired, value, unit, rid, status, report,
-        json.loads(sources), MetricLevel.model_validate_json(judged) if judged else None,
+        json.loads(sources), _judgement((*r[11:], value)),
     )  # fmt: skip

@@ -5,7 +5,6 @@ was recorded (a later re-baseline never changes them), and its report."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -40,22 +39,23 @@ def series_for(directory: Path, machine: str | None = None) -> list[MetricSeries
 
 
 def _point(row: tuple[Any, ...]) -> Point:
-    *_, acquired, value, result_id, report, judged = row
-    j: dict[str, Any] = json.loads(judged) if judged else {}
-    level = j.get("level")
+    *_, acquired, value, result_id, report, level, baseline, tl, th, al, ah, cl, ch, drift = row
     return Point(
         acquired=dt.datetime.fromisoformat(acquired),
         value=value,
         result_id=result_id,
         report=report,
-        baseline=j.get("baseline"),
-        tolerance=_window(j.get("tolerance")),
-        action=_window(j.get("action")),
-        control=_window(j.get("control")),
-        level=Level(level) if level else None,
-        drift=j.get("drift"),
+        baseline=baseline,
+        tolerance=_window(tl, th),
+        action=_window(al, ah),
+        control=_window(cl, ch),
+        level=LEVELS[level] if level else None,
+        drift=drift,
     )
 
 
-def _window(pair: list[float | None] | None) -> Window | None:
-    return Window(pair[0], pair[1]) if pair else None
+LEVELS = {level.value: level for level in Level}
+
+
+def _window(low: float | None, high: float | None) -> Window | None:
+    return None if low is None and high is None else Window(low, high)
