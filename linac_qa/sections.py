@@ -32,8 +32,8 @@ class AnalysisSettings(Section):
     enabled: bool = True
     keywords: list[Keyword] = Field(default_factory=list)
     analysis: dict[str, Any] = Field(default_factory=dict)
-    # The first N results of a series with no baseline set it (their mean); 0: baselines are set
-    # only by `python -m flows.baseline`.
+    # The first N results of a metric that has levels and no baseline set it (their mean); 0:
+    # baselines are set only by `python -m flows.baseline` (which may set one for any metric).
     auto_baseline: int = Field(default=0, ge=0)
     # Tolerance and action levels per metric (linac_qa.history.levels); beside the section's own
     # criteria, which keep deciding as before.

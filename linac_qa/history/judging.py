@@ -55,8 +55,10 @@ def _record_and_judge(
     history.record.add(rows)
     judgements: dict[str, MetricLevel] = {}
     for row in rows:
-        auto_baseline(history.record, history.baselines, row.key, settings.auto_baseline)
-        judged = judge_value(history, row, settings.levels.get(row.key.metric))
+        spec = settings.levels.get(row.key.metric)
+        if spec is not None:  # counts and geometry that no level judges get no baseline of their own
+            auto_baseline(history.record, history.baselines, row.key, settings.auto_baseline)
+        judged = judge_value(history, row, spec)
         if judged is not None:
             judgements[row.key.metric] = judged
     if judgements:
@@ -95,7 +97,7 @@ def _drift(record: Record, row: Row, baseline: Baseline | None) -> tuple[Window 
         since, window_end = baseline.window
         window = record.points(row.key, after=_before(since), until=window_end)
     else:
-        window = record.points(row.key, after=_before(baseline.effective_from))[: drift.DEFAULT_WINDOW]
+        window = record.points(row.key, after=_before(baseline.effective_from), first=drift.DEFAULT_WINDOW)
         window_end = window[-1][0] if len(window) == drift.DEFAULT_WINDOW else None
     c = drift.chart(baseline.value, [v for _, v in window])
     if c is None or window_end is None or row.acquired <= window_end:

@@ -148,10 +148,16 @@ class Record:
         return len(values)
 
     def points(
-        self, key: SeriesKey, *, after: str | None = None, until: str | None = None, last: int | None = None
+        self,
+        key: SeriesKey,
+        *,
+        after: str | None = None,
+        until: str | None = None,
+        first: int | None = None,
+        last: int | None = None,
     ) -> list[tuple[str, float]]:
         """(acquired, value) of the series in acquisition order: after one store time (exclusive),
-        until another (inclusive), only the `last` n."""
+        until another (inclusive), only the `first` or `last` n."""
         sql = "SELECT acquired, value FROM points WHERE machine=? AND analysis=? AND metric=? AND variant=?"
         args: list[Any] = [key.machine, key.analysis, key.metric, key.variant]
         if after is not None:
@@ -159,19 +165,14 @@ class Record:
         if until is not None:
             sql, args = sql + " AND acquired <= ?", [*args, until]
         if last is None:
-            return list(self.conn.execute(sql + " ORDER BY acquired, result_id", args))
+            limit = f" LIMIT {int(first)}" if first is not None else ""
+            return list(self.conn.execute(sql + " ORDER BY acquired, result_id" + limit, args))
         newest = self.conn.execute(sql + " ORDER BY acquired DESC, result_id DESC LIMIT ?", [*args, last])
         return list(reversed(list(newest)))
 
     def first(self, key: SeriesKey, n: int) -> list[tuple[str, float]]:
         """The first n (acquired, value) of the series."""
-        return list(
-            self.conn.execute(
-                "SELECT acquired, value FROM points WHERE machine=? AND analysis=? AND metric=? AND variant=?"
-                " ORDER BY acquired, result_id LIMIT ?",
-                (key.machine, key.analysis, key.metric, key.variant, n),
-            )
-        )
+        return self.points(key, first=n)
 
     def last(self, key: SeriesKey, n: int) -> list[tuple[str, float]]:
         """The last n (acquired, value), oldest first."""

@@ -120,7 +120,7 @@ def test_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "by AP: service" in capsys.readouterr().out
     assert baseline_cli.main([d, "list"]) == 0
     listed = capsys.readouterr().out.splitlines()
-    assert len(listed) == 4 and sum("service" in line for line in listed) == 1  # in force: the new one
+    assert len(listed) == 2 and sum("service" in line for line in listed) == 1  # in force: the new one
     assert baseline_cli.main([d, "history", metric]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
     assert record_cli.main([d, "rebuild"]) == 0
