@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from linac_qa.history.record import Record, Row
+from linac_qa.history.record import RECORD_FILE, Record, Row
+from linac_qa.records.ledger import STATE_DIR
 
 CSV_COLUMNS = (
     "machine", "analysis", "metric", "variant", "acquired", "value", "unit", "status", "level",
@@ -18,6 +19,9 @@ CSV_COLUMNS = (
 
 
 def rows(directory: Path, machine: str | None = None) -> list[Row]:
+    """The record's rows (of one machine); none, and nothing created, without a record."""
+    if not (directory / STATE_DIR / RECORD_FILE).is_file():
+        return []
     record = Record(directory)
     try:
         return record.rows(machine)
