@@ -105,9 +105,10 @@ def result_id(result: AnalysisResult) -> str:
 
 
 def rows_of(result: AnalysisResult, sources: dict[str, str]) -> list[Row]:
-    """The record's rows for a result: only analysed results with a machine and an acquisition time
-    (never the analysis time), and only numeric metrics (not flags, names or counts of a bool)."""
-    if result.status not in ANALYSED or result.acquired is None or not result.unit or not result.analysis:
+    """The record's rows for a result: only analysed results with an acquisition time (never the
+    analysis time), and only numeric metrics (not flags or names). A result whose machine nothing
+    names (no unit configured, none in the data) is kept under the machine "" rather than lost."""
+    if result.status not in ANALYSED or result.acquired is None or not result.analysis:
         return []
     acquired = to_text(result.acquired)
     rid = result_id(result)
@@ -117,7 +118,7 @@ def rows_of(result: AnalysisResult, sources: dict[str, str]) -> list[Row]:
     for metric, value in result.metrics.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             continue
-        key = SeriesKey(result.unit, result.analysis, metric, result.variant or "")
+        key = SeriesKey(result.unit or "", result.analysis, metric, result.variant or "")
         rows.append(
             Row(key, acquired, float(value), unit_of(metric), rid, result.status.value, report,
                 sources, result.levels.get(metric))
