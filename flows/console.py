@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "watch_main",
         "analyse each new acquisition as it arrives (python -m flows.watch)",
     ),
+    "record": ("flows.record", "main", "rebuild or export the QA record (python -m flows.record)"),
+    "baseline": ("flows.baseline", "main", "set, list and show baselines (python -m flows.baseline)"),
     "setup": ("blocks.setup", "main", "create the Prefect blocks: e-mail server, machine configs"),
     "serve": ("deployments.serve", "main", "serve every machine's deployments (python -m deployments.serve)"),
     "deployments": ("deployments.generate", "main", "write prefect.yaml from machines.yml"),

@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from linac_qa.history.series import Level
+
 
 class Status(StrEnum):
     PASSED = "passed"
@@ -116,6 +118,18 @@ class Acquisition(Record):
 Metric = float | int | str | bool | None
 
 
+class MetricLevel(Record):
+    """One metric judged against the levels in force at its acquisition time (linac_qa.history)."""
+
+    level: Level | None  # None: a relative level with no baseline in force yet
+    value: float
+    baseline: float | None = None
+    tolerance: tuple[float | None, float | None] | None = None  # (low, high); None: no limit that side
+    action: tuple[float | None, float | None] | None = None
+    control: tuple[float | None, float | None] | None = None  # the individuals chart's limits
+    drift: str | None = None  # the drift rule this value completed
+
+
 class AnalysisResult(BaseModel):
     """One row of the JSON summary (docs/design.md section 2), plus a few fields consumers may ignore."""
 
@@ -136,6 +150,12 @@ class AnalysisResult(BaseModel):
     # judged (a planar phantom with no criteria configured) keeps the status the contract allows,
     # and is shown as "not judged", never among the passes.
     judged: bool = False
+    # The acquisition's variant (FFF, MLC, phantom model...) as the record keys its series by.
+    variant: str | None = None
+    # The worst level of its metrics, and each judged metric's (with the baseline used); None and
+    # empty when no level applies.
+    level: Level | None = None
+    levels: dict[str, MetricLevel] = Field(default_factory=dict)
 
     @classmethod
     def error(

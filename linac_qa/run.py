@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import sqlite3
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -23,6 +24,9 @@ from linac_qa.execution.adopt import adopt
 from linac_qa.execution.pool_base import Pool
 from linac_qa.execution.runner import Job, JobOutcome
 from linac_qa.grouping.plan import Planned
+from linac_qa.history.baselines import BASELINES_FILE
+from linac_qa.history.judging import History, record_result
+from linac_qa.history.record import RECORD_FILE
 from linac_qa.intake.discovery import mark_identical_done, printable
 from linac_qa.intake.hashing import Hashed, hash_file
 from linac_qa.intake.sources import NOT_FOUND, folder_problem
@@ -42,6 +46,7 @@ STATE_FILES = (
     "ledger.sqlite-wal",
     "ledger.sqlite-shm",
     "ledger.sqlite-journal",
+    *(f"{name}{end}" for name in (RECORD_FILE, BASELINES_FILE) for end in ("", "-wal", "-shm", "-journal")),
 )
 SCRATCH = "tmp"  # DIR/.linac-qa/tmp: zips are extracted here; emptied at the start and end of each run
 
@@ -220,6 +225,7 @@ class Run:
     retried: dict[str, str] = field(default_factory=dict)
     results: list[AnalysisResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    history: History | None = None  # the record and baselines, opened at the first analysed result
 
     def __post_init__(self) -> None:
         self.ledger.start_run(self.run_id, self.started)
@@ -319,6 +325,7 @@ class Run:
                 files.append(FileStamp(rel, seen.size, seen.mtime_ns))
             else:
                 files.append(FileStamp(rel, hashed.size, hashed.mtime_ns, hashed.sha256))
+        self.judge(result, {f.path: f.sha256 for f in files if f.sha256})
         retried = sorted({self.retried[rel] for rel in result.files if rel in self.retried})
         # Said on the result, so that a verdict where the last run had an error is not a mystery.
         result.warnings.extend(f"an earlier error retried: {why}" for why in retried)
@@ -326,6 +333,27 @@ class Run:
         self.results.append(result)
         if self.listener:
             self.listener.finished(result)
+
+    def judge(self, result: AnalysisResult, sources: dict[str, str]) -> None:
+        """Into the record and judged against its levels and baseline (linac_qa.history), before the
+        ledger keeps the verdict. A record that cannot be written costs its judgement, said as a
+        warning of the run, never the batch."""
+        if result.analysis is None or result.analysis not in self.settings.analyses:
+            return
+        try:
+            if self.history is None:
+                self.history = History.open(self.directory)
+            record_result(self.history, result, sources, self.settings.section(result.analysis))
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            problem = f"the QA record could not be updated: {type(exc).__name__}: {exc}"
+            if problem not in self.warnings:
+                self.warnings.append(problem)
+
+    def close_history(self) -> None:
+        if self.history is not None:
+            with self.history.lock:
+                self.history.close()
+            self.history = None
 
     def record_outcome(self, job: Job, outcome: JobOutcome) -> None:
         checkpoint("before-ledger")  # the outputs exist; a kill here leaves them for adoption
@@ -342,6 +370,7 @@ class Run:
             warnings=self.warnings,
         )
         self.remove_scratch()  # every worker has finished
+        self.close_history()
         return summary
 
     def finish(self, summary: RunSummary) -> None:

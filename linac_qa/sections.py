@@ -6,6 +6,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from linac_qa.history.levels import LevelSpec
+
 # A real keyword is a word or two ("picket fence"); every file name and DICOM label is matched
 # against each one, and they appear in reasons and reports.
 Keyword = Annotated[str, StringConstraints(max_length=64)]
@@ -30,3 +32,9 @@ class AnalysisSettings(Section):
     enabled: bool = True
     keywords: list[Keyword] = Field(default_factory=list)
     analysis: dict[str, Any] = Field(default_factory=dict)
+    # The first N results of a metric that has levels and no baseline set it (their mean); 0:
+    # baselines are set only by `python -m flows.baseline` (which may set one for any metric).
+    auto_baseline: int = Field(default=0, ge=0)
+    # Tolerance and action levels per metric (linac_qa.history.levels); beside the section's own
+    # criteria, which keep deciding as before.
+    levels: dict[str, LevelSpec] = Field(default_factory=dict)

@@ -25,6 +25,7 @@ from linac_qa.analyses.base import (
     results_data,
 )
 from linac_qa.analyses.criteria import Flag, Limit, is_number, judge, require_plausible, rounded
+from linac_qa.history.levels import LevelSpec, relative
 from linac_qa.intake.keywords import best_match
 from linac_qa.model import Acquisition, ClassifiedFile, Metric
 from linac_qa.sections import AnalysisSettings, Keyword, Section
@@ -65,6 +66,15 @@ class CBCTSettings(AnalysisSettings):
     model_keywords: dict[Keyword, ModelName] = Field(default_factory=lambda: dict(DEFAULT_MODEL_KEYWORDS))
 
     criteria: CTCriteria = Field(default_factory=CTCriteria)
+    # Image quality as constancy against the baseline; geometry in mm.
+    levels: dict[str, LevelSpec] = Field(
+        default_factory=lambda: {
+            "mtf50_lp_mm": relative("10%", "20%"),
+            "uniformity_index": relative(2, 4),
+            "slice_thickness_mm": relative(0.5, 1),
+            "avg_node_distance_mm": relative(1, 2),
+        }
+    )
     min_slices: int = Field(default=10, ge=1)
 
 

@@ -22,6 +22,7 @@ from linac_qa.analyses.base import (
     strict_bool,
 )
 from linac_qa.analyses.criteria import Limit, is_number, judge, require_plausible, rounded
+from linac_qa.history.levels import LevelSpec, relative
 from linac_qa.intake.keywords import any_match
 from linac_qa.model import Acquisition, ClassifiedFile
 from linac_qa.sections import AnalysisSettings, Keyword, Section
@@ -49,6 +50,9 @@ class FieldAnalysisSettings(AnalysisSettings):
     fff_keywords: list[Keyword] = Field(default_factory=lambda: ["fff"])
     analysis: dict[str, Any] = Field(default_factory=lambda: {"protocol": "VARIAN"})
     tolerances: FieldTolerances = Field(default_factory=FieldTolerances)
+    levels: dict[str, LevelSpec] = Field(
+        default_factory=lambda: {f"{name}_percent": relative(1, 2) for name in PROTOCOL_VALUES}
+    )
 
 
 class FieldAnalysisType(AnalysisType[FieldAnalysisSettings]):

@@ -26,6 +26,7 @@ from pylinac import (
 
 from linac_qa.analyses.base import AnalysisType, Inputs, VariantChecks, Verdict, mtf_at, one_of, results_data
 from linac_qa.analyses.criteria import Limit, judge, require_plausible, rounded
+from linac_qa.history.levels import LevelSpec, relative
 from linac_qa.intake.keywords import best_match
 from linac_qa.model import Acquisition, ClassifiedFile, Metric
 from linac_qa.sections import AnalysisSettings, Keyword, Section
@@ -85,6 +86,14 @@ class PlanarImagingSettings(AnalysisSettings):
     phantom_keywords: dict[Keyword, str] = Field(default_factory=lambda: dict(DEFAULT_PHANTOM_KEYWORDS))
     default_phantom: str = "LeedsTOR"
     criteria: PlanarCriteria = Field(default_factory=PlanarCriteria)
+    # Planar phantoms have no absolute pass criteria: judged as constancy against their baseline.
+    levels: dict[str, LevelSpec] = Field(
+        default_factory=lambda: {
+            "mtf50_lp_mm": relative("10%", "20%"),
+            "median_contrast": relative("10%", "20%"),
+            "median_cnr": relative("10%", "20%"),
+        }
+    )
 
     @field_validator("default_phantom")
     @classmethod

@@ -11,6 +11,7 @@ from pylinac import WinstonLutz
 
 from linac_qa.analyses.base import AnalysisType, Grouping, Inputs, Verdict, results_data
 from linac_qa.analyses.criteria import Limit, is_number, judge, require_plausible
+from linac_qa.history.levels import LevelSpec, relative
 from linac_qa.model import Acquisition
 from linac_qa.sections import AnalysisSettings, Keyword, Section
 
@@ -26,6 +27,7 @@ class WinstonLutzSettings(AnalysisSettings):
     keywords: list[Keyword] = Field(default_factory=lambda: ["wl", "winston", "lutz", "winston lutz"])
     analysis: dict[str, Any] = Field(default_factory=lambda: {"bb_size_mm": 5})
     tolerances: WinstonLutzTolerances = Field(default_factory=WinstonLutzTolerances)
+    levels: dict[str, LevelSpec] = Field(default_factory=lambda: {"max_cax_bb_distance_mm": relative(0.5, 1)})
     min_images: int = Field(default=4, ge=1)
     session_window_minutes: float = Field(default=30, gt=0)
 

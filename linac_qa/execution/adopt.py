@@ -53,6 +53,7 @@ def adopt(job: Job) -> JobOutcome | None:
             unit=ours.get("unit"),
             acquired=acq.acquired,
             warnings=list(ours.get("warnings") or []),
+            variant=ours.get("variant"),
         )
     except (OSError, ValueError, KeyError, TypeError, ValidationError):
         return None  # unreadable or not ours: analyse

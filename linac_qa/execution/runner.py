@@ -7,7 +7,6 @@ process, a Dask worker or a test.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
 import re
@@ -24,7 +23,8 @@ from linac_qa.analyses import REGISTRY
 from linac_qa.analyses.base import AnalysisType, Inputs, close_figures
 from linac_qa.analyses.criteria import Implausible, Verdict
 from linac_qa.checkpoints import checkpoint, stall
-from linac_qa.intake.hashing import hash_file
+from linac_qa.history.variants import MODEL_OPTIONS, variant_text
+from linac_qa.intake.hashing import MAX_LISTED, combined_sha256, hash_file
 from linac_qa.intake.zipsafe import ZipLimits, safe_extract_dicoms
 from linac_qa.model import Acquisition, AnalysisResult, Status
 from linac_qa.records import report_page, versions
@@ -72,6 +72,7 @@ def run_job(job: Job) -> JobOutcome:
     settings = analysis.settings_model.model_validate(job.settings)
     directory = Path(job.directory)
     result = AnalysisResult.acquisition_error(acq, job.unit, model=analysis.model_name(acq, settings))
+    result.variant = variant_of(analysis, acq, result.model)
     hashes: dict[str, str] = {}
     stamps: dict[str, tuple[int, int]] = {}
     try:
@@ -184,19 +185,20 @@ def _document(job: Job, model: str | None, verdict: Verdict, provenance: dict[st
             "warnings": list(acq.warnings),
             "unit": job.unit or acq.machine,
             "acquired": acq.acquired.isoformat() if acq.acquired else None,
+            "variant": variant_of(REGISTRY[acq.analysis], acq, model),
             "provenance": provenance,
         },
     }
 
 
-def combined_sha256(hashes: dict[str, str]) -> str:
-    """One hash for a group's inputs (file name and content), as recorded in the provenance."""
-    return hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in sorted(hashes.items())).encode()).hexdigest()
+def variant_of(analysis: AnalysisType, acq: Acquisition, model: str | None) -> str:
+    """The acquisition's variant as the record keys its series by (linac_qa.history.variants)."""
+    return variant_text(acq.variant, model, model_chosen=bool(MODEL_OPTIONS & set(analysis.variant_options)))
 
 
 def _provenance(job: Job, hashes: dict[str, str]) -> dict[str, Any]:
     files: dict[str, Any] = {"count": len(hashes), "combined_sha256": combined_sha256(hashes)}
-    if len(hashes) <= 50:
+    if len(hashes) <= MAX_LISTED:
         files["sha256"] = hashes
     return {
         "inputs": files,

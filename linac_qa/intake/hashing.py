@@ -31,3 +31,18 @@ def hash_file(path: Path) -> Hashed:
 
 def sha256_file(path: Path) -> str:
     return hash_file(path).sha256
+
+
+# A group's inputs are listed one by one up to this many (a CT series of 300 slices is not).
+MAX_LISTED = 50
+
+
+def combined_sha256(hashes: dict[str, str]) -> str:
+    """One hash for a group's inputs (file name and content), as recorded in the provenance."""
+    return hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in sorted(hashes.items())).encode()).hexdigest()
+
+
+def listed_hashes(hashes: dict[str, str]) -> dict[str, str]:
+    """The inputs' hashes as the provenance keeps them: each file's, or for a larger group only the
+    combined one (under the key `combined_sha256`)."""
+    return dict(hashes) if len(hashes) <= MAX_LISTED else {"combined_sha256": combined_sha256(hashes)}
