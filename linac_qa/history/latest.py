@@ -70,3 +70,10 @@ def latest_first(series: Iterable[MetricSeries], result_ids: Collection[str] | N
         if points:
             picked.append(Latest(s, points[-1]))
     return sorted(picked, key=lambda x: (x.standing, title(x.series.key)))
+
+
+def result_ids_of(series: Iterable[MetricSeries], reports: Collection[str]) -> frozenset[str]:
+    """The record's ids of a run's results, found by their reports (the PDFs, relative to the
+    directory): what a run knows of its results before the record names them."""
+    wanted = set(reports)
+    return frozenset(p.result_id for s in series for p in s.points if p.report in wanted)
