@@ -42,9 +42,9 @@ def trend_png(item: Latest, recent: int = RECENT) -> bytes:
     for edge in (low, high):
         ax.step(when, _nan(edge), where="post", color="#555555", lw=0.8, ls=":")
     ax.step(when, _nan([p.baseline for p in pts]), where="post", color="#1f4e99", lw=1.5)
-    for change in item.series.baselines[1:]:
+    for change in item.series.baselines:
         at = float(date2num(change.effective_from))
-        if when and when[0] <= at <= when[-1]:
+        if when and when[0] < at <= when[-1]:  # the first baseline is no change
             ax.axvline(at, color="#1f4e99", lw=0.8, ls="--")
     ax.plot(when, [p.value for p in pts], color="#bbbbbb", lw=0.8, zorder=2)
     ax.scatter(

@@ -124,7 +124,11 @@ def _chart_data(s: MetricSeries) -> dict[str, Any]:
         "r": [_href(p.report) if p.report else None for p in pts],
         "d": {str(i): p.drift for i, p in enumerate(pts) if p.drift},
         "b": _steps(pts, lambda p: p.baseline),
-        "rb": [[_wall_clock(c.effective_from), _round(c.value), c.set_by, c.reason] for c in s.baselines[1:]],
+        "rb": [  # the first baseline is no change: only those set after the first result are marked
+            [_wall_clock(c.effective_from), _round(c.value), c.set_by, c.reason]
+            for c in s.baselines
+            if pts and c.effective_from > pts[0].acquired
+        ],
     }
     for name, side in (("tol", "tolerance"), ("act", "action"), ("ctl", "control")):
         for edge in ("low", "high"):
