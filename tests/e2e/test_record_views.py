@@ -48,6 +48,7 @@ def _summary(root: Path) -> RunSummary:
 
 def test_the_refresh_task_writes_the_dashboard_and_its_artifacts(tmp_path: Path, prefect_api: str) -> None:
     from prefect import flow
+    from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.tasks import record_views
@@ -60,6 +61,8 @@ def test_the_refresh_task_writes_the_dashboard_and_its_artifacts(tmp_path: Path,
         trends = views(False)
         assert views(True) == []  # logged as a warning; the run goes on
         artifacts = asyncio.run(_latest_artifacts(["qa-record-truebeam1", "qa-dashboard-truebeam1"]))
+        # The flow runs' logs go to this server now, not at exit, when the session's server is gone.
+        APILogWorker.drain_all(timeout=10)
     assert [x.word for x in trends] == ["ACTION", "drift"]
     page = tmp_path / "qa-dashboard-TrueBeam1.html"
     assert page.is_file()
