@@ -36,7 +36,7 @@ class Latest:
 
     @property
     def change(self) -> str:
-        """The value's change from its baseline, absolute and in percent, e.g. "+0.12 mm (+0.6 %)"."""
+        """The value's change from its baseline, absolute and in percent, e.g. "+0.12 mm / +0.6 %"."""
         return change_text(self.point, self.series.unit)
 
 
@@ -56,7 +56,7 @@ def change_text(point: Point, unit: str) -> str:
     if point.baseline is None:
         return "-"
     delta = point.value - point.baseline
-    percent = f" ({100 * delta / point.baseline:+.3g} %)" if point.baseline else ""
+    percent = f" / {100 * delta / point.baseline:+.3g} %" if point.baseline else ""
     return f"{delta:+.3g}{f' {unit}' if unit else ''}{percent}"
 
 

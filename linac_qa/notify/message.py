@@ -376,7 +376,7 @@ def _metric_line(x: Latest) -> str:
     drift = f"; {p.drift}" if p.drift else ""
     return (
         f"{metric_title(x.series.key)}: {number(p.value, unit)}, baseline {number(p.baseline, unit)}"
-        f" ({x.change}), {p.acquired.astimezone():%Y-%m-%d %H:%M}{drift}"
+        f", change {x.change}, {p.acquired.astimezone():%Y-%m-%d %H:%M}{drift}"
     )
 
 

@@ -216,7 +216,7 @@ def test_the_run_artifact_gives_each_metric_against_its_baseline_and_level() -> 
         "",
         "| level | metric | value | baseline | change | tolerance | action | drift | acquired | report |",
         "|---|---|---|---|---|---|---|---|---|---|",
-        f"| **ACTION** | field-analysis flatness (energy=6X) | 104.8 % | 102.5 % | +2.3 % (+2.24 %) "
+        f"| **ACTION** | field-analysis flatness (energy=6X) | 104.8 % | 102.5 % | +2.3 % / +2.24 % "
         f"| 101.5 to 103.5 % | 100.5 to 104.5 % |  | {when} | FA/flat_3_analysis.pdf |",
         "",
         "Every metric's history: /data/qa-dashboard-TrueBeam1.html",
