@@ -20,8 +20,10 @@ pytestmark = pytest.mark.skipif(not chromium.available(), reason="no Chromium at
 LAST_POINT = """(() => {
   const gd = document.querySelector('.chart[data-index="0"]');
   gd.scrollIntoView();
-  const fl = gd._fullLayout, trace = gd._fullData.find(t => t.name === 'results');
-  const i = trace.x.length - 1, box = gd.getBoundingClientRect();
+  const fl = gd._fullLayout, box = gd.getBoundingClientRect();
+  const last = Math.max(...gd._fullData.flatMap(t => t.meta === 'points' ? t.customdata : []));
+  const trace = gd._fullData.find(t => t.meta === 'points' && t.customdata.includes(last));
+  const i = trace.customdata.indexOf(last);
   return [box.left + fl._size.l + fl.xaxis.d2p(trace.x[i]), box.top + fl._size.t + fl.yaxis.d2p(trace.y[i])];
 })()"""
 
