@@ -23,6 +23,7 @@ from flows.tasks import (
     named_completion,
     plan_in_tasks,
     publish_results,
+    record_views,
     scheduled_analyses,
     send_notifications,
 )
@@ -30,6 +31,7 @@ from linac_qa.config import Settings
 from linac_qa.execution.pool_base import Pool, Stop
 from linac_qa.execution.pools import Lent, make_pool
 from linac_qa.grouping.plan import by_analysis
+from linac_qa.history.series import MetricSeries
 from linac_qa.records.ledger import Ledger
 from linac_qa.run import Run, directory_lock, resolve_directory
 
@@ -61,6 +63,13 @@ def _run_name() -> str:
     directory = parameters.get("directory") or (settings and settings.general.directory) or ""
     label = run_label(settings.general.unit if settings else None, Path(directory).absolute())
     return f"{label} {dt.datetime.now().astimezone():%Y-%m-%d %H:%M}"
+
+
+def series_for(directory: Path, machine: str) -> list[MetricSeries]:
+    """ISSUE 16 WIRING POINT, the only one: the record's reader, `series_for(directory, machine)`
+    from branch `record`, replaces this body when the branches are merged. Until then there is no
+    record, so no dashboard is written and the e-mail has no record headings."""
+    return []
 
 
 def run_label(unit: str | None, root: Path) -> str:
@@ -106,8 +115,9 @@ def process_directory(
             summary = run.summary(planned.skipped(stopped=sum(f.cancelled() for f in futures.values())))
             try:
                 # Only now: every result is recorded and its outputs written. Under the directory's
-                # lock, so two runs never send the same pending message.
-                send_notifications(run, summary)
+                # lock, so two runs never send the same pending message, nor write one dashboard.
+                trends = record_views(root, summary, series_for)
+                send_notifications(run, summary, trends)
             finally:
                 run.finish(summary)
         publish_results(summary, label)

@@ -3,8 +3,9 @@ plain functions under `linac_qa`."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from prefect import flow, get_run_logger, task, unmapped
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.settings import get_current_settings
@@ -23,6 +24,10 @@ from flows.stop_signals import cancelled_when_stopped
 from linac_qa.config import Settings
 from linac_qa.execution.runner import JobOutcome
 from linac_qa.grouping.plan import Planned, plan_directory
+from linac_qa.history.artifact import run_markdown
+from linac_qa.history.dashboard import write_dashboard
+from linac_qa.history.latest import Latest, latest_first, result_ids_of
+from linac_qa.history.series import MetricSeries
 from linac_qa.intake.classify import classify_files, in_batches
 from linac_qa.intake.discovery import Discovery, discover
 from linac_qa.intake.sources import SourceCopy, copy_from_sources
@@ -31,7 +36,14 @@ from linac_qa.notify.outbox import mail_outcome, queue_run_mail
 from linac_qa.notify.send import send_pending
 from linac_qa.notify.settings import EmailSettings
 from linac_qa.records.ledger import Known, Ledger
-from linac_qa.records.reporting import analysis_markdown, artifact_key, results_table, verdict_line
+from linac_qa.records.outputs import display_path
+from linac_qa.records.reporting import (
+    analysis_markdown,
+    artifact_key,
+    report_path,
+    results_table,
+    verdict_line,
+)
 from linac_qa.records.summary import NOT_JUDGED, Notification, RunSummary, counted, outcome, verdict
 from linac_qa.run import Run
 
@@ -206,6 +218,49 @@ def publish_results(summary: RunSummary, label: str) -> None:
         )
 
 
+SeriesFor = Callable[[Path, str], list[MetricSeries]]  # (directory, machine) -> that machine's record
+
+
+@task(name="refresh dashboard", cache_policy=NO_CACHE)
+def refresh_dashboard(directory: Path, summary: RunSummary, series_for: SeriesFor) -> list[Latest]:
+    """For each machine this run has results of: its dashboard rewritten from the record, this run's
+    metrics against their baselines as a markdown artifact and a link artifact to the dashboard, both
+    keyed by the machine. Returns this run's metrics, most urgent first, for the e-mail."""
+    machines = sorted({r.unit for r in summary.results if r.unit and r.status is not Status.IGNORED})
+    reports = {display_path(pdf, directory) for r in summary.results if (pdf := report_path(r, directory))}
+    now = dt.datetime.now(dt.UTC)
+    trends: list[Latest] = []
+    for machine in machines:
+        series = series_for(directory, machine)
+        if not series:  # nothing recorded for it: no dashboard, rather than an empty one
+            continue
+        page = write_dashboard(series, machine, directory, now)
+        latest = latest_first(series, result_ids_of(series, reports))
+        trends += latest
+        create_markdown_artifact(
+            key=artifact_key("qa-record", machine),
+            markdown=run_markdown(latest, machine, str(page)),
+            description=f"{machine}: this run's metrics against their baselines and levels",
+        )
+        create_link_artifact(
+            key=artifact_key("qa-dashboard", machine),
+            link=page.as_uri(),
+            link_text=f"{machine} QA dashboard ({page})",
+            description=f"{machine}: every metric's history (one HTML file, opens offline)",
+        )
+    return sorted(trends, key=lambda x: x.standing)
+
+
+def record_views(directory: Path, summary: RunSummary, series_for: SeriesFor) -> list[Latest]:
+    """`refresh_dashboard`, whose failure never changes a run's results or exit status: it is
+    logged, and the e-mail goes without the record's headings."""
+    state = refresh_dashboard(directory, summary, series_for, return_state=True)
+    if state.is_failed():
+        get_run_logger().warning("the dashboard was not refreshed: %s", state.message)
+        return []
+    return cast("list[Latest]", state.result())
+
+
 @task(name="notify", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def notify(ledger: Ledger, email: EmailSettings, run_id: str) -> State:
     """Every pending message, earlier runs' first. A failure raises, so Prefect retries it; what
@@ -224,13 +279,14 @@ def flow_run_link() -> str:
     return f"{ui.rstrip('/')}/runs/flow-run/{context.flow_run.id}"
 
 
-def send_notifications(run: Run, summary: RunSummary) -> None:
+def send_notifications(run: Run, summary: RunSummary, trends: list[Latest] | None = None) -> None:
     """Called once the results are recorded and their outputs written. E-mail never changes a
-    run's results or exit status: whatever happens ends up in `summary.notifications`."""
+    run's results or exit status: whatever happens ends up in `summary.notifications`. `trends`:
+    this run's metrics against the record (`record_views`)."""
     logger = get_run_logger()
     email = run.settings.email
     try:
-        queue_run_mail(run.ledger, summary, email, run.run_id, run_link=flow_run_link())
+        queue_run_mail(run.ledger, summary, email, run.run_id, run_link=flow_run_link(), trends=trends)
     except Exception as exc:
         logger.exception("could not write this run's e-mail")
         detail = f"could not write the e-mail: {type(exc).__name__}: {exc}"

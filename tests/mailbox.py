@@ -130,7 +130,9 @@ class Log:
 def parts(message: EmailMessage) -> tuple[str, str, dict[str, bytes]]:
     """Its plain text, its HTML and its attachments by file name."""
     alternative = next(p for p in message.walk() if p.get_content_type() == "multipart/alternative")
-    assert [p.get_content_type() for p in alternative.iter_parts()] == ["text/plain", "text/html"]
+    # The HTML alone, or in a multipart/related with the images it shows (the record's trend charts).
+    shown = [p.get_content_type() for p in alternative.iter_parts()]
+    assert shown in (["text/plain", "text/html"], ["text/plain", "multipart/related"]), shown
     text = alternative.get_body(("plain",))
     page = alternative.get_body(("html",))
     assert text is not None and page is not None

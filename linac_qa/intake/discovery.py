@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from linac_qa.config import Settings
+from linac_qa.history.dashboard import is_dashboard
 from linac_qa.intake.hashing import sha256_file
 from linac_qa.intake.keywords import any_match
 from linac_qa.model import ClassifiedFile, SkipReason, Status
@@ -237,7 +238,7 @@ def _skip_by_name(name: str, own_suffix: str, avoid: list[str]) -> SkipReason | 
     if name.startswith(".") or name in ("Thumbs.db", "desktop.ini"):
         return SkipReason.HIDDEN
     stem, ext = os.path.splitext(lower)
-    if ext in OUTPUT_EXTENSIONS and stem.endswith(own_suffix):
+    if (ext in OUTPUT_EXTENSIONS and stem.endswith(own_suffix)) or is_dashboard(name):
         return SkipReason.OWN_OUTPUT
     if lower.endswith(IN_PROGRESS_SUFFIXES):
         return SkipReason.UNSETTLED

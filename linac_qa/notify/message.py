@@ -18,6 +18,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid
 from pathlib import Path
 
+from linac_qa.history.charts import charted, trend_png
+from linac_qa.history.latest import DRIFT, TOLERANCE, Latest, number
+from linac_qa.history.latest import title as metric_title
 from linac_qa.model import AnalysisResult, Status
 from linac_qa.notify.settings import EmailSettings
 from linac_qa.records.reporting import acquisition_label, problems_first, report_path
@@ -35,6 +38,9 @@ VERDICTS = {
 NOT_JUDGED = "NOT JUDGED"
 RUN_LINK_TEXT = "This run in Prefect"
 NOT_JUDGED_HEADING = "Not judged (analysed, but no pass criterion was applied: configure one to judge these)"
+TOLERANCE_HEADING = "Tolerance level (passed, but beyond the tolerance level: please review)"
+DRIFT_HEADING = "Drift (still within tolerance, but the trend broke a control-chart rule: an early warning)"
+TRENDS_HEADING = "Trends of the failing and drifting metrics"
 COLOURS = {
     Status.FAILED: "#b00020",
     Status.ERROR: "#b35c00",
@@ -105,24 +111,40 @@ def qualifying(results: Iterable[AnalysisResult], send: str) -> list[AnalysisRes
 
 
 def run_messages(
-    summary: RunSummary, email: EmailSettings, unit: str, note: str = "", run_link: str = ""
+    summary: RunSummary,
+    email: EmailSettings,
+    unit: str,
+    note: str = "",
+    run_link: str = "",
+    trends: Sequence[Latest] | None = None,
 ) -> list[Outgoing]:
     """What a run sends: nothing, one digest, or one message per qualifying analysis. A digest lists
     every result not judged under its own heading; with `send: all` such results are reason enough for
     a message, with `send: failures` they are not (they are no failure). `note`: a sentence after the
-    heading (e.g. that the run was interrupted); `run_link`: the run's page in the Prefect UI."""
+    heading (e.g. that the run was interrupted); `run_link`: the run's page in the Prefect UI.
+    `trends`: this run's value of each metric it measured, against the record (most urgent first,
+    `linac_qa.history.latest.latest_first`); a digest lists those at tolerance level and those
+    drifting under their own headings (either is reason enough for a digest: it asks for a look),
+    with a trend chart of each failing or drifting metric inline."""
     chosen = qualifying(summary.results, email.send)
     unjudged = [r for r in summary.results if r.not_judged]
+    trends = list(trends or ()) if email.digest else []
+    flagged = [x for x in trends if x.standing in (TOLERANCE, DRIFT)]
     due = chosen + (unjudged if email.send == "all" else [])
-    if not due or not email.enabled:
+    if not (due or flagged) or not email.enabled:
         return []
     directory = Path(summary.directory)
     if email.digest:
         listed = chosen + unjudged
         counted = summary.results
-        return [_results_message("digest", summary, listed, counted, email, unit, directory, note, run_link)]
+        return [
+            _results_message(
+                "digest", summary, listed, counted, email, unit, directory, note, run_link, trends
+            )
+        ]
     return [
-        _results_message("analysis", summary, [r], [r], email, unit, directory, note, run_link) for r in due
+        _results_message("analysis", summary, [r], [r], email, unit, directory, note, run_link, [])
+        for r in due
     ]
 
 
@@ -191,6 +213,7 @@ def _results_message(
     directory: Path,
     note: str,
     run_link: str,
+    trends: list[Latest],
 ) -> Outgoing:
     n = counts(counted)
     subject = email.subject.format(unit=unit, counts=count_words(n), **n)
@@ -208,10 +231,24 @@ def _results_message(
         + (f" {note}" if note else "")
     )
     unlisted = _unlisted_line(n, email.send) if kind == "digest" else ""
+    levels = [(TOLERANCE_HEADING, [x for x in trends if x.standing == TOLERANCE])]
+    levels.append((DRIFT_HEADING, [x for x in trends if x.standing == DRIFT]))
     text = _text(heading, run_link, sections, unlisted, attachments, email.attachments_max_mb)
-    page = _html(heading, run_link, sections, unlisted, attachments, email.attachments_max_mb)
+    text += _levels_text(levels)
     msg = _envelope(email, subject)
+    # Content-IDs in the sender's domain, as the Message-ID's (RFC 2392: globally unique).
+    domain = msg["Message-ID"].rpartition("@")[2].rstrip(">")
+    images = [(x, make_msgid(domain=domain), trend_png(x)) for x in charted(trends)]
+    page = _html(heading, run_link, sections, unlisted, attachments, email.attachments_max_mb)
+    page += _levels_html(levels, [(x, cid) for x, cid, _ in images])
     _body(msg, text, _html_page(subject, page))
+    if images:
+        # multipart/related inside the alternative: the HTML and the images it shows (cid: links),
+        # so clients show them inline and never as attachments.
+        html_part = msg.get_body(("html",))
+        assert isinstance(html_part, EmailMessage)
+        for x, cid, png in images:
+            html_part.add_related(png, maintype="image", subtype="png", cid=cid, filename=_png_name(x))
     for pdf, data in attachments.files.items():
         msg.add_attachment(data, maintype="application", subtype="pdf", filename=pdf.name)
     return Outgoing(kind, subject, _sender(email), tuple(email.recipients), msg)
@@ -320,6 +357,49 @@ def _html(
     if leftover:
         parts.append("<pre>" + e("\n".join(leftover)) + "</pre>")
     return "".join(parts)
+
+
+Levels = list[tuple[str, list[Latest]]]  # (heading, metrics)
+
+
+def _levels_text(levels: Levels) -> str:
+    lines = []
+    for heading, items in levels:
+        if items:
+            lines += ["", f"{heading}:", ""]
+            lines += [f"  {_metric_line(x)}" for x in items]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _metric_line(x: Latest) -> str:
+    p, unit = x.point, x.series.unit
+    drift = f"; {p.drift}" if p.drift else ""
+    return (
+        f"{metric_title(x.series.key)}: {number(p.value, unit)}, baseline {number(p.baseline, unit)}"
+        f", change {x.change}, {p.acquired.astimezone():%Y-%m-%d %H:%M}{drift}"
+    )
+
+
+def _levels_html(levels: Levels, images: list[tuple[Latest, str]]) -> str:
+    e = html.escape
+    parts = []
+    for heading, items in levels:
+        if items:
+            parts.append(f"<h3>{e(heading)}</h3><ul>")
+            parts += [f"<li>{e(_metric_line(x))}</li>" for x in items]
+            parts.append("</ul>")
+    if images:
+        parts.append(f"<h3>{e(TRENDS_HEADING)}</h3>")
+        parts += [
+            f'<p><img src="cid:{e(cid.strip("<>"))}" alt="{e(metric_title(x.series.key))}: {e(x.word)}"></p>'
+            for x, cid in images
+        ]
+    return "".join(parts)
+
+
+def _png_name(x: Latest) -> str:
+    raw = f"trend {metric_title(x.series.key)}.png"
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in raw)
 
 
 def _html_page(title: str, body: str) -> str:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from linac_qa.checkpoints import checkpoint
+from linac_qa.history.latest import Latest
 from linac_qa.model import AnalysisResult
 from linac_qa.notify.message import Outgoing, counts, quiet_message, run_messages
 from linac_qa.notify.settings import EmailSettings
@@ -184,11 +186,12 @@ def queue_run_mail(
     run_id: str,
     now: dt.datetime | None = None,
     run_link: str = "",
+    trends: Sequence[Latest] | None = None,
 ) -> list[Outgoing]:
     """Note this run's activity; when e-mail is on, keep its messages in the ledger as pending,
     first those of earlier runs that died after recording results and before writing their own
     e-mail. Every result is marked as reported in the same transaction, messages or not.
-    `run_link`: this run's page in the Prefect UI, for its own messages."""
+    `run_link` and `trends` (its metrics against the record): for this run's own messages."""
     now = now or dt.datetime.now(dt.UTC)
     checkpoint("queue-email")  # crash-safety tests: the results are recorded, their e-mail is not
     note_activity(ledger, summary, now)
@@ -199,7 +202,7 @@ def queue_run_mail(
         unit = unit_name(ledger, summary)
         for run in earlier:
             outgoing += run_messages(_interrupted(run, summary), email, unit, note=INTERRUPTED)
-        outgoing += run_messages(summary, email, unit, run_link=run_link)
+        outgoing += run_messages(summary, email, unit, run_link=run_link, trends=trends)
         last = quiet_since(ledger, email.quiet_days, now)
         if last is not None:
             outgoing.append(quiet_message(email, unit, summary.directory, last, now))

@@ -82,7 +82,8 @@ def analysis_markdown(section: str, results: list[AnalysisResult], directory: Pa
         report = str(report_path(r, directory) or "")
         reason = "; ".join([r.reason, *(f"warning: {w}" for w in r.warnings)])
         lines.append(
-            f"| {_cell(acquisition_label(r))} | **{verdict(r)}** | {_cell(reason)} | {_cell(report)} |"
+            f"| {markdown_cell(acquisition_label(r))} | **{verdict(r)}** |"
+            f" {markdown_cell(reason)} | {markdown_cell(report)} |"
         )
         for key, value in r.metrics.items():
             if value is not None:
@@ -96,5 +97,5 @@ def verdict_line(result: AnalysisResult) -> str:
     return f"{mark(result.status, result.judged):<10} {what}: {result.reason}{warn}"
 
 
-def _cell(text: str) -> str:
+def markdown_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
