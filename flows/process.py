@@ -31,7 +31,7 @@ from linac_qa.config import Settings
 from linac_qa.execution.pool_base import Pool, Stop
 from linac_qa.execution.pools import Lent, make_pool
 from linac_qa.grouping.plan import by_analysis
-from linac_qa.history.series import MetricSeries
+from linac_qa.history.views_data import series_for
 from linac_qa.records.ledger import Ledger
 from linac_qa.run import Run, directory_lock, resolve_directory
 
@@ -63,13 +63,6 @@ def _run_name() -> str:
     directory = parameters.get("directory") or (settings and settings.general.directory) or ""
     label = run_label(settings.general.unit if settings else None, Path(directory).absolute())
     return f"{label} {dt.datetime.now().astimezone():%Y-%m-%d %H:%M}"
-
-
-def series_for(directory: Path, machine: str) -> list[MetricSeries]:
-    """ISSUE 16 WIRING POINT, the only one: the record's reader, `series_for(directory, machine)`
-    from branch `record`, replaces this body when the branches are merged. Until then there is no
-    record, so no dashboard is written and the e-mail has no record headings."""
-    return []
 
 
 def run_label(unit: str | None, root: Path) -> str:
