@@ -7,13 +7,14 @@ folder, so the file means the same thing whichever folder a command is started f
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints, ValidationError
+from pydantic import Field, StringConstraints, ValidationError, field_validator
 
 from linac_qa.config import ConfigError, _validate, failer, parse_yaml, read_config_file, shown
 from linac_qa.sections import Section
@@ -23,10 +24,55 @@ from linac_qa.sections import Section
 # (docs/design.md section 8). Prefect's module-path form is dotted, without a colon.
 ENTRYPOINT = "flows.process.process_directory"
 WATCH_ENTRYPOINT = "flows.watch.watch_directory"
+RECEIVE_ENTRYPOINT = "flows.receive.receive_dicom"
 DEFAULT_WORK_POOL = "linac-qa"
 
 # A deployment name is `<name>-nightly` and appears in URLs and shell commands: keep it plain.
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+# A DICOM AE title: 1-16 characters of the default repertoire, no backslash, not all spaces.
+_AE_TITLE = re.compile(r"^(?=.*\S)[ -\[\]-~]{1,16}$")
+
+
+class Receiver(Section):
+    """`receiver:` of a machine: a DICOM storage receiver that files what the EPID workstation,
+    ARIA or an iView/XVI sends into `<directory>/received/`, for the nightly run to analyse."""
+
+    ae_title: str
+    port: int = Field(ge=1, le=65535)
+    allowed_callers: list[str] = Field(min_length=1)  # calling AE titles that may send
+    allowed_addresses: list[str] = Field(default_factory=list)  # IP addresses or networks; empty: any
+    listen: str = "0.0.0.0"  # the local address to listen on
+
+    @field_validator("ae_title")
+    @classmethod
+    def _ae_title(cls, value: str) -> str:
+        if not _AE_TITLE.match(value):
+            raise ValueError(f"{value!r} is not an AE title: 1-16 printable characters, no backslash")
+        return value.strip()
+
+    @field_validator("allowed_callers")
+    @classmethod
+    def _callers(cls, value: list[str]) -> list[str]:
+        return [cls._ae_title(v) for v in value]
+
+    @field_validator("allowed_addresses")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for v in value:
+            try:
+                ipaddress.ip_network(v, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{v!r} is not an IP address or network (e.g. 10.1.2.3 or 10.1.2.0/24)"
+                ) from None
+        return value
+
+    def parameters(self, machine: str, directory: Path) -> dict[str, Any]:
+        """The receive flow's parameters: all it needs, so that a worker on another host needs no
+        machines file."""
+        return {"machine": machine, "directory": str(directory), "receiver": self.model_dump(by_alias=True)}
 
 
 class Machine(Section):
@@ -46,6 +92,8 @@ class Machine(Section):
     # Also a `<name>-watch` deployment of the watch flow: started by `deployments.serve` at start-up
     # (or with `prefect deployment run`), it analyses each acquisition minutes after it arrives.
     watch: bool = False
+    # Also a `<name>-receiver` deployment: a DICOM receiver for this machine, started by serve.
+    receiver: Receiver | None = None
 
     @property
     def deployment_name(self) -> str:
@@ -54,6 +102,10 @@ class Machine(Section):
     @property
     def watch_deployment_name(self) -> str:
         return f"{self.name}-watch"
+
+    @property
+    def receiver_deployment_name(self) -> str:
+        return f"{self.name}-receiver"
 
     def parameters(self) -> dict[str, str]:
         """The flow parameters this machine's deployment passes (only those it sets)."""
@@ -66,6 +118,10 @@ class Machine(Section):
             params["config_block"] = self.config_block
         return params
 
+    def receiver_parameters(self) -> dict[str, Any]:
+        assert self.receiver is not None and self.directory is not None  # checked when loaded
+        return self.receiver.parameters(self.name, self.directory)
+
     def summary(self) -> str:
         config = f"block '{self.config_block}'" if self.config_block else str(self.config or "defaults")
         return f"{self.name}: {self.directory or 'general.directory'}, config {config}"
@@ -74,6 +130,9 @@ class Machine(Section):
         """The deployment's description in the UI (`directory`: the path as the caller writes it)."""
         where = directory or (str(self.directory) if self.directory else "general.directory")
         return self.description or f"Nightly QA of {self.name}: {where}"
+
+    def describe_receiver(self) -> str:
+        return f"DICOM receiver of {self.name}: into {self.directory}/received"
 
     def describe_watch(self, directory: str | None = None) -> str:
         where = directory or (str(self.directory) if self.directory else "general.directory")
@@ -146,6 +205,8 @@ def _check_machine(m: Machine, where: tuple[str | int, ...], folder: Path, fail:
         raise fail(
             (*where, "cron"), f'not a valid cron expression: {shown(m.cron)} (e.g. "0 2 * * *": 02:00 daily)'
         ) from None
+    if m.receiver is not None and m.directory is None:
+        raise fail((*where, "directory"), "required with receiver: received files go to <directory>/received")
     updates: dict[str, Any] = {}
     if m.directory is not None:
         updates["directory"] = _resolve(m.directory, folder)

@@ -14,6 +14,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "watch_main",
         "analyse each new acquisition as it arrives (python -m flows.watch)",
     ),
+    "receive": (
+        "flows.receive",
+        "main",
+        "receive DICOM images from an EPID workstation or ARIA (python -m flows.receive)",
+    ),
     "setup": ("blocks.setup", "main", "create the Prefect blocks: e-mail server, machine configs"),
     "serve": ("deployments.serve", "main", "serve every machine's deployments (python -m deployments.serve)"),
     "deployments": ("deployments.generate", "main", "write prefect.yaml from machines.yml"),

@@ -222,7 +222,7 @@ class DicomReceiver:
 
     def start(self) -> None:
         self.spec.directory.joinpath(RECEIVED).mkdir(parents=True, exist_ok=True)
-        handlers = [
+        handlers: list[Any] = [
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, lambda event: SUCCESS),
             (evt.EVT_C_STORE, self._on_store),
@@ -247,7 +247,8 @@ class DicomReceiver:
             self._server = None
         t = self.totals
         log.info(
-            "%s: stopped after %d association(s) (%d rejected): %d stored, %d duplicate(s), %d failed, %d bytes",
+            "%s: stopped after %d association(s) (%d rejected): "
+            "%d stored, %d duplicate(s), %d failed, %d bytes",
             self.spec.name,
             t.associations,
             t.rejected,

@@ -16,7 +16,7 @@ CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 RT_PLAN = "1.2.840.10008.5.1.4.1.1.481.5"
 
 
-def _base(sop_class: str, modality: str, series_uid: str, date: str) -> Dataset:
+def _base(sop_class: Any, modality: str, series_uid: str, date: str) -> Dataset:
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian

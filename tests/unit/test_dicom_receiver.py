@@ -134,3 +134,41 @@ def test_instance_uids_that_are_no_uids_never_become_paths(tmp_path: Path) -> No
     finally:
         r.stop()
     assert files_under(tmp_path) == [] and not (tmp_path.parent / "escape").exists()
+
+
+def test_the_receive_command_runs_the_machines_receivers_until_stopped(tmp_path: Path) -> None:
+    import socket
+    import threading
+
+    from flows.receive import EXIT_OK, EXIT_PORT_IN_USE, EXIT_USAGE, main, receiver_spec, run_receivers
+
+    machines = tmp_path / "machines.yml"
+    machines.write_text(
+        "machines:\n  - {name: tb1, directory: qa, cron: '0 2 * * *', timezone: Europe/Berlin}\n",
+        encoding="utf-8",
+    )
+    assert main(["--machines", str(machines)]) == EXIT_USAGE  # no receiver: nothing to run
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        section = {"ae-title": AE_TITLE, "port": port, "allowed-callers": [CALLER], "listen": "127.0.0.1"}
+        one = receiver_spec("tb1", tmp_path / "qa", section)
+        assert run_receivers([one], threading.Event()) == EXIT_PORT_IN_USE
+    stop = threading.Event()
+    ended: list[int] = []
+    runner = threading.Thread(target=lambda: ended.append(run_receivers([one], stop)))
+    runner.start()
+    try:
+        for _ in range(100):  # listening within a few seconds
+            try:
+                assert echo(port, called=AE_TITLE, calling=CALLER) == SUCCESS
+                break
+            except ConnectionError:
+                stop.wait(0.05)
+        else:
+            raise AssertionError("the receiver did not start")
+    finally:
+        stop.set()
+        runner.join(10)
+    assert ended == [EXIT_OK]
