@@ -8,7 +8,8 @@ settle and grouping rules then find it like any exported file.
   any other presentation context is refused at negotiation. C-ECHO is answered.
 - Each instance is written as a Part-10 file (preamble and file meta, the dataset as sent) under a
   hidden temporary name in its final folder, synced, then renamed: a file under its final name is
-  always whole. A SOP Instance UID already on disk is acknowledged and not written again.
+  always whole; the folders are synced when the association ends. A SOP Instance UID already on
+  disk is acknowledged and not written again.
 - A write that fails (full disk, unwritable folder) answers "out of resources" (0xA700) and
   removes its temporary file; the sender keeps the instance and may send it again.
 - The log names each association's caller, address, counts and bytes; never a patient.
@@ -145,7 +146,6 @@ class InstanceStore:
                 os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
-        fsync_dir(final.parent)
         return Stored(final, written=True)
 
 
@@ -154,7 +154,11 @@ def write_synced(path: Path, data: bytes) -> None:
     with open(path, "xb") as fp:
         fp.write(data)
         fp.flush()
-        os.fsync(fp.fileno())
+        _datasync(fp.fileno())
+
+
+# The content is what must be on disk; the file's times need not be (fdatasync: POSIX but not macOS).
+_datasync = getattr(os, "fdatasync", os.fsync)
 
 
 def _folder_date(ds: Any, received: dt.date) -> str:
@@ -176,6 +180,7 @@ class AssociationTally:
     duplicates: int = 0
     failed: int = 0
     bytes: int = 0
+    folders: set[Path] = field(default_factory=set)  # where this association's files were renamed
 
 
 @dataclass
@@ -286,6 +291,7 @@ class DicomReceiver:
                 tally.bytes += len(part10) if stored.written else 0
                 if stored.written:
                     tally.stored += 1
+                    tally.folders.add(stored.path.parent)
                 else:
                     tally.duplicates += 1
             return SUCCESS
@@ -298,6 +304,12 @@ class DicomReceiver:
         tally = self._tallies.pop(id(event.assoc), None)
         if tally is None:  # a rejected association
             return
+        # The renames are made durable once per association, not once per instance (a folder sync
+        # costs as much as the file's): a C-STORE success promises no durability (that is Storage
+        # Commitment's), and each file's content is synced before its rename, so a power cut
+        # loses at most the last renames, never leaves a torn file under a final name.
+        for folder in tally.folders:
+            fsync_dir(folder)
         self.totals.add(tally)
         log.info(
             "%s: association from %s@%s %s: %d stored, %d duplicate(s), %d failed, %d bytes",
