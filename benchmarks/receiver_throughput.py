@@ -1,5 +1,5 @@
 """Throughput and memory of the DICOM receiver (issue 18, acceptance 2): portal-sized RT images sent
-over loopback to `python -m flows.receive`, started as a user starts it.
+over loopback to `python -m deployments.receive`, started as a user starts it.
 
     python benchmarks/receiver_throughput.py [--images 2000] [--per-association 50] [--side 1184]
                                              [--workdir DIR]
@@ -65,7 +65,7 @@ def start_receiver(workdir: Path, port: int) -> subprocess.Popen[bytes]:
     )
     log = (workdir / "receiver.log").open("wb")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "flows.receive", "--machines", str(machines)]
+    cmd = [sys.executable, "-m", "deployments.receive", "--machines", str(machines)]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 

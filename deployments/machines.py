@@ -7,16 +7,16 @@ folder, so the file means the same thing whichever folder a command is started f
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints, ValidationError, field_validator
+from pydantic import Field, StringConstraints, ValidationError
 
 from linac_qa.config import ConfigError, _validate, failer, parse_yaml, read_config_file, shown
+from linac_qa.intake.dicom_receiver import ReceiverSettings
 from linac_qa.sections import Section
 
 # The flow every machine deploys, as a module path: a file-path entrypoint would load
@@ -29,50 +29,6 @@ DEFAULT_WORK_POOL = "linac-qa"
 
 # A deployment name is `<name>-nightly` and appears in URLs and shell commands: keep it plain.
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-
-
-# A DICOM AE title: 1-16 characters of the default repertoire, no backslash, not all spaces.
-_AE_TITLE = re.compile(r"^(?=.*\S)[ -\[\]-~]{1,16}$")
-
-
-class Receiver(Section):
-    """`receiver:` of a machine: a DICOM storage receiver that files what the EPID workstation,
-    ARIA or an iView/XVI sends into `<directory>/received/`, for the nightly run to analyse."""
-
-    ae_title: str
-    port: int = Field(ge=1, le=65535)
-    allowed_callers: list[str] = Field(min_length=1)  # calling AE titles that may send
-    allowed_addresses: list[str] = Field(default_factory=list)  # IP addresses or networks; empty: any
-    listen: str = "0.0.0.0"  # the local address to listen on
-
-    @field_validator("ae_title")
-    @classmethod
-    def _ae_title(cls, value: str) -> str:
-        if not _AE_TITLE.match(value):
-            raise ValueError(f"{value!r} is not an AE title: 1-16 printable characters, no backslash")
-        return value.strip()
-
-    @field_validator("allowed_callers")
-    @classmethod
-    def _callers(cls, value: list[str]) -> list[str]:
-        return [cls._ae_title(v) for v in value]
-
-    @field_validator("allowed_addresses")
-    @classmethod
-    def _addresses(cls, value: list[str]) -> list[str]:
-        for v in value:
-            try:
-                ipaddress.ip_network(v, strict=False)
-            except ValueError:
-                raise ValueError(
-                    f"{v!r} is not an IP address or network (e.g. 10.1.2.3 or 10.1.2.0/24)"
-                ) from None
-        return value
-
-    def parameters(self, machine: str, directory: Path) -> dict[str, Any]:
-        """The receive flow's parameters: all it needs, so that a worker on another host needs no
-        machines file."""
-        return {"machine": machine, "directory": str(directory), "receiver": self.model_dump(by_alias=True)}
 
 
 class Machine(Section):
@@ -93,7 +49,7 @@ class Machine(Section):
     # (or with `prefect deployment run`), it analyses each acquisition minutes after it arrives.
     watch: bool = False
     # Also a `<name>-receiver` deployment: a DICOM receiver for this machine, started by serve.
-    receiver: Receiver | None = None
+    receiver: ReceiverSettings | None = None
 
     @property
     def deployment_name(self) -> str:

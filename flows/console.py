@@ -15,9 +15,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "analyse each new acquisition as it arrives (python -m flows.watch)",
     ),
     "receive": (
-        "flows.receive",
+        "deployments.receive",
         "main",
-        "receive DICOM images from an EPID workstation or ARIA (python -m flows.receive)",
+        "receive DICOM images from an EPID workstation or ARIA (python -m deployments.receive)",
     ),
     "setup": ("blocks.setup", "main", "create the Prefect blocks: e-mail server, machine configs"),
     "serve": ("deployments.serve", "main", "serve every machine's deployments (python -m deployments.serve)"),

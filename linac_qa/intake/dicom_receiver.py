@@ -14,7 +14,8 @@ settle and grouping rules then find it like any exported file.
   removes its temporary file; the sender keeps the instance and may send it again.
 - The log names each association's caller, address, counts and bytes; never a patient.
 
-Plain functions and classes: no Prefect here (flows/receive.py runs it as a command or a flow).
+Plain functions and classes: no Prefect here (deployments/receive.py runs it as a command,
+flows/receive.py as a flow).
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, field_validator
 from pydicom import dcmread
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from linac_qa.records.outputs import fsync_dir, temporary_name
+from linac_qa.sections import Section
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,61 @@ DATE_TAGS = ("ContentDate", "AcquisitionDate", "SeriesDate", "StudyDate")
 HEADER_TAGS = ["SOPInstanceUID", "SeriesInstanceUID", *DATE_TAGS]
 
 Writer = Callable[[Path, bytes], None]
+
+
+# A DICOM AE title: 1-16 characters of the default repertoire, no backslash, not all spaces.
+_AE_TITLE = re.compile(r"^(?=.*\S)[ -\[\]-~]{1,16}$")
+
+
+class ReceiverSettings(Section):
+    """`receiver:` of a machine: a DICOM storage receiver that files what the EPID workstation,
+    ARIA or an iView/XVI sends into `<directory>/received/`, for the nightly run to analyse."""
+
+    ae_title: str
+    port: int = Field(ge=1, le=65535)
+    allowed_callers: list[str] = Field(min_length=1)  # calling AE titles that may send
+    allowed_addresses: list[str] = Field(default_factory=list)  # IP addresses or networks; empty: any
+    listen: str = "0.0.0.0"  # the local address to listen on
+
+    @field_validator("ae_title")
+    @classmethod
+    def _ae_title(cls, value: str) -> str:
+        if not _AE_TITLE.match(value):
+            raise ValueError(f"{value!r} is not an AE title: 1-16 printable characters, no backslash")
+        return value.strip()
+
+    @field_validator("allowed_callers")
+    @classmethod
+    def _callers(cls, value: list[str]) -> list[str]:
+        return [cls._ae_title(v) for v in value]
+
+    @field_validator("allowed_addresses")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for v in value:
+            try:
+                ipaddress.ip_network(v, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{v!r} is not an IP address or network (e.g. 10.1.2.3 or 10.1.2.0/24)"
+                ) from None
+        return value
+
+    def spec(self, machine: str, directory: str | Path) -> ReceiverSpec:
+        return ReceiverSpec(
+            name=machine,
+            ae_title=self.ae_title,
+            port=self.port,
+            directory=Path(directory),
+            allowed_callers=frozenset(self.allowed_callers),
+            allowed_networks=networks(self.allowed_addresses),
+            listen=self.listen,
+        )
+
+    def parameters(self, machine: str, directory: Path) -> dict[str, Any]:
+        """The receive flow's parameters: all it needs, so that a worker on another host needs no
+        machines file."""
+        return {"machine": machine, "directory": str(directory), "receiver": self.model_dump(by_alias=True)}
 
 
 @dataclass(frozen=True)
@@ -322,6 +380,33 @@ class DicomReceiver:
             tally.failed,
             tally.bytes,
         )
+
+
+class ReceiverUnavailable(OSError):
+    """A receiver cannot listen (its port is taken: most likely it is running already)."""
+
+
+def receive_until(specs: list[ReceiverSpec], stop: threading.Event, say: Callable[[str], None]) -> None:
+    """Start every receiver, receive until `stop` is set, then stop them all. Raises
+    ReceiverUnavailable when one cannot listen (then none keeps running)."""
+    started: list[DicomReceiver] = []
+    try:
+        for spec in specs:
+            receiver = DicomReceiver(spec)
+            try:
+                receiver.start()
+            except OSError as exc:
+                raise ReceiverUnavailable(
+                    f"{spec.name}: cannot listen on {spec.listen}:{spec.port}: {exc}"
+                ) from exc
+            started.append(receiver)
+            where = f"port {receiver.port} into {receiver.store.root}"
+            say(f"{spec.name}: receiving as AE title {spec.ae_title} on {where}")
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for receiver in started:
+            receiver.stop()
 
 
 def _let_it_leave(dul: Any, limit_seconds: float = 2.0) -> None:

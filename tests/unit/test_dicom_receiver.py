@@ -140,24 +140,31 @@ def test_the_receive_command_runs_the_machines_receivers_until_stopped(tmp_path:
     import socket
     import threading
 
-    from flows.receive import EXIT_OK, EXIT_PORT_IN_USE, EXIT_USAGE, main, receiver_spec, run_receivers
+    from deployments.receive import EXIT_OK, EXIT_PORT_IN_USE, EXIT_USAGE, main
 
-    machines = tmp_path / "machines.yml"
-    machines.write_text(
-        "machines:\n  - {name: tb1, directory: qa, cron: '0 2 * * *', timezone: Europe/Berlin}\n",
-        encoding="utf-8",
-    )
-    assert main(["--machines", str(machines)]) == EXIT_USAGE  # no receiver: nothing to run
+    def machines(receiver: str = "") -> str:
+        path = tmp_path / "machines.yml"
+        path.write_text(
+            "machines:\n  - {name: tb1, directory: qa, cron: '0 2 * * *', timezone: Europe/Berlin"
+            + receiver
+            + "}\n",
+            encoding="utf-8",
+        )
+        return str(path)
+
+    assert main(["--machines", machines()]) == EXIT_USAGE  # no receiver: nothing to run
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        section = {"ae-title": AE_TITLE, "port": port, "allowed-callers": [CALLER], "listen": "127.0.0.1"}
-        one = receiver_spec("tb1", tmp_path / "qa", section)
-        assert run_receivers([one], threading.Event()) == EXIT_PORT_IN_USE
+        section = (
+            f", receiver: {{ae-title: {AE_TITLE}, port: {port}, allowed-callers: [{CALLER}],"
+            " listen: 127.0.0.1}"
+        )
+        assert main(["--machines", machines(section)], threading.Event()) == EXIT_PORT_IN_USE
     stop = threading.Event()
     ended: list[int] = []
-    runner = threading.Thread(target=lambda: ended.append(run_receivers([one], stop)))
+    runner = threading.Thread(target=lambda: ended.append(main(["--machines", machines(section)], stop)))
     runner.start()
     try:
         for _ in range(100):  # listening within a few seconds
@@ -172,3 +179,4 @@ def test_the_receive_command_runs_the_machines_receivers_until_stopped(tmp_path:
         stop.set()
         runner.join(10)
     assert ended == [EXIT_OK]
+    assert len(list((tmp_path / "qa" / RECEIVED).iterdir())) == 0  # an echo stores nothing
