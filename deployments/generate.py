@@ -20,7 +20,14 @@ from typing import Any
 
 import yaml
 
-from deployments.machines import ENTRYPOINT, WATCH_ENTRYPOINT, Machine, Machines, load_machines
+from deployments.machines import (
+    ENTRYPOINT,
+    RECEIVE_ENTRYPOINT,
+    WATCH_ENTRYPOINT,
+    Machine,
+    Machines,
+    load_machines,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MACHINES = PROJECT_ROOT / "deployments" / "machines.yml"
@@ -34,6 +41,8 @@ HEADER = """\
 #   prefect worker start --pool {pool}
 # A `<name>-watch` deployment has no schedule: start it once with
 #   prefect deployment run 'watch-directory/<name>-watch'
+# and a `<name>-receiver` one (a DICOM receiver) with
+#   prefect deployment run 'receive-dicom/<name>-receiver'
 """
 
 
@@ -88,6 +97,19 @@ def watch_deployment(machine: Machine, machines: Machines, base: Path) -> dict[s
     }
 
 
+def receiver_deployment(machine: Machine, machines: Machines) -> dict[str, Any]:
+    """No schedule, like the watch: started once, it receives until cancelled."""
+    return {
+        "name": machine.receiver_deployment_name,
+        "entrypoint": RECEIVE_ENTRYPOINT,
+        "description": machine.describe_receiver(),
+        "tags": list(machine.tags),
+        "parameters": machine.receiver_parameters(),
+        "schedules": [],
+        "work_pool": {"name": machines.pool_of(machine)},
+    }
+
+
 def prefect_yaml(machines: Machines, base: Path = PROJECT_ROOT) -> str:
     base = base.resolve()
     machines_file = _path(Path(machines.source).resolve(), base)
@@ -104,7 +126,8 @@ def prefect_yaml(machines: Machines, base: Path = PROJECT_ROOT) -> str:
         "build": None,
         "push": None,
         "deployments": [deployment(m, machines, base) for m in machines.machines]
-        + [watch_deployment(m, machines, base) for m in machines.machines if m.watch],
+        + [watch_deployment(m, machines, base) for m in machines.machines if m.watch]
+        + [receiver_deployment(m, machines) for m in machines.machines if m.receiver],
     }
     return header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
 

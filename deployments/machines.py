@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints, ValidationError
 
 from linac_qa.config import ConfigError, _validate, failer, parse_yaml, read_config_file, shown
+from linac_qa.intake.dicom_receiver import ReceiverSettings
 from linac_qa.sections import Section
 
 # The flow every machine deploys, as a module path: a file-path entrypoint would load
@@ -23,6 +24,7 @@ from linac_qa.sections import Section
 # (docs/design.md section 8). Prefect's module-path form is dotted, without a colon.
 ENTRYPOINT = "flows.process.process_directory"
 WATCH_ENTRYPOINT = "flows.watch.watch_directory"
+RECEIVE_ENTRYPOINT = "flows.receive.receive_dicom"
 DEFAULT_WORK_POOL = "linac-qa"
 
 # A deployment name is `<name>-nightly` and appears in URLs and shell commands: keep it plain.
@@ -46,6 +48,8 @@ class Machine(Section):
     # Also a `<name>-watch` deployment of the watch flow: started by `deployments.serve` at start-up
     # (or with `prefect deployment run`), it analyses each acquisition minutes after it arrives.
     watch: bool = False
+    # Also a `<name>-receiver` deployment: a DICOM receiver for this machine, started by serve.
+    receiver: ReceiverSettings | None = None
 
     @property
     def deployment_name(self) -> str:
@@ -54,6 +58,10 @@ class Machine(Section):
     @property
     def watch_deployment_name(self) -> str:
         return f"{self.name}-watch"
+
+    @property
+    def receiver_deployment_name(self) -> str:
+        return f"{self.name}-receiver"
 
     def parameters(self) -> dict[str, str]:
         """The flow parameters this machine's deployment passes (only those it sets)."""
@@ -66,6 +74,10 @@ class Machine(Section):
             params["config_block"] = self.config_block
         return params
 
+    def receiver_parameters(self) -> dict[str, Any]:
+        assert self.receiver is not None and self.directory is not None  # checked when loaded
+        return self.receiver.parameters(self.name, self.directory)
+
     def summary(self) -> str:
         config = f"block '{self.config_block}'" if self.config_block else str(self.config or "defaults")
         return f"{self.name}: {self.directory or 'general.directory'}, config {config}"
@@ -74,6 +86,9 @@ class Machine(Section):
         """The deployment's description in the UI (`directory`: the path as the caller writes it)."""
         where = directory or (str(self.directory) if self.directory else "general.directory")
         return self.description or f"Nightly QA of {self.name}: {where}"
+
+    def describe_receiver(self) -> str:
+        return f"DICOM receiver of {self.name}: into {self.directory}/received"
 
     def describe_watch(self, directory: str | None = None) -> str:
         where = directory or (str(self.directory) if self.directory else "general.directory")
@@ -146,6 +161,8 @@ def _check_machine(m: Machine, where: tuple[str | int, ...], folder: Path, fail:
         raise fail(
             (*where, "cron"), f'not a valid cron expression: {shown(m.cron)} (e.g. "0 2 * * *": 02:00 daily)'
         ) from None
+    if m.receiver is not None and m.directory is None:
+        raise fail((*where, "directory"), "required with receiver: received files go to <directory>/received")
     updates: dict[str, Any] = {}
     if m.directory is not None:
         updates["directory"] = _resolve(m.directory, folder)

@@ -1,7 +1,8 @@
 """Serve every machine's nightly deployment from one long-running process (docs/design.md section 2):
 the simple path for a single QA workstation. A machine with `watch: true` also gets its watch
-deployment, started at once. Needs `PREFECT_API_URL` of a running
-`prefect server start`: a temporary server has no scheduler, so no nightly run would ever start.
+deployment, and one with a `receiver:` its DICOM receiver deployment, each started at once. Needs
+`PREFECT_API_URL` of a running `prefect server start`: a temporary server has no scheduler, so no
+nightly run would ever start.
 
     python -m deployments.serve [--machines FILE]
 """
@@ -68,13 +69,27 @@ def watch_options(machine: Machine) -> dict[str, Any]:
     }
 
 
+def receiver_options(machine: Machine) -> dict[str, Any]:
+    """Like the watch: no schedule, started once by serve; a second one stops at once (its port
+    is taken)."""
+    return {
+        "name": machine.receiver_deployment_name,
+        "parameters": machine.receiver_parameters(),
+        "description": machine.describe_receiver(),
+        "tags": machine.tags,
+        "entrypoint_type": EntrypointType.MODULE_PATH,
+    }
+
+
 def runner_deployments(machines: Machines) -> list[RunnerDeployment]:
     """The deployments `serve_machines` registers, as objects (for checks; nothing is sent)."""
+    from flows.receive import receive_dicom
     from flows.watch import watch_directory
 
     nightly = [nightly_flow(m).to_deployment(**deployment_options(m)) for m in machines.machines]
     watches = [watch_directory.to_deployment(**watch_options(m)) for m in machines.machines if m.watch]
-    return [cast(RunnerDeployment, d) for d in [*nightly, *watches]]  # sync: not awaited
+    receivers = [receive_dicom.to_deployment(**receiver_options(m)) for m in machines.machines if m.receiver]
+    return [cast(RunnerDeployment, d) for d in [*nightly, *watches, *receivers]]  # sync: not awaited
 
 
 def serve_machines(machines: Machines) -> None:
@@ -90,6 +105,7 @@ def serve_machines(machines: Machines) -> None:
     from prefect.exceptions import TerminationSignal
     from prefect.runner import Runner
 
+    from flows.receive import receive_dicom
     from flows.watch import watch_directory
 
     runner = Runner(name="linac-qa-flows", pause_on_shutdown=False)
@@ -102,6 +118,14 @@ def serve_machines(machines: Machines) -> None:
             # Started now, so that a restart of the workstation restarts the watch.
             run_deployment(f"watch-directory/{machine.watch_deployment_name}", timeout=0)
             print(f"watching with watch-directory/{machine.watch_deployment_name}", file=sys.stderr)
+        if machine.receiver:
+            runner.add_flow(receive_dicom, **receiver_options(machine))
+            run_deployment(f"receive-dicom/{machine.receiver_deployment_name}", timeout=0)
+            print(
+                f"receiving DICOM with receive-dicom/{machine.receiver_deployment_name}: "
+                f"AE title {machine.receiver.ae_title}, port {machine.receiver.port}",
+                file=sys.stderr,
+            )
     try:
         asyncio.run(runner.start())
     except (KeyboardInterrupt, TerminationSignal) as exc:

@@ -16,6 +16,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "record": ("flows.record", "main", "rebuild or export the QA record (python -m flows.record)"),
     "baseline": ("flows.baseline", "main", "set, list and show baselines (python -m flows.baseline)"),
+    "receive": (
+        "deployments.receive",
+        "main",
+        "receive DICOM images from an EPID workstation or ARIA (python -m deployments.receive)",
+    ),
     "setup": ("blocks.setup", "main", "create the Prefect blocks: e-mail server, machine configs"),
     "serve": ("deployments.serve", "main", "serve every machine's deployments (python -m deployments.serve)"),
     "deployments": ("deployments.generate", "main", "write prefect.yaml from machines.yml"),

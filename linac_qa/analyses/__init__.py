@@ -11,6 +11,7 @@ from linac_qa.analyses.cbct import CBCTAnalysis
 from linac_qa.analyses.field_analysis import FieldAnalysisType
 from linac_qa.analyses.light_rad import LightRadAnalysis
 from linac_qa.analyses.machine_logs import MachineLogAnalysis
+from linac_qa.analyses.mpc import MPCAnalysis
 from linac_qa.analyses.picket_fence import PicketFenceAnalysis
 from linac_qa.analyses.planar_imaging import PlanarImagingAnalysis
 from linac_qa.analyses.starshot import StarshotAnalysis
@@ -29,5 +30,6 @@ REGISTRY: dict[str, AnalysisType[Any]] = {
         VMATAnalysis(),
         PlanarImagingAnalysis(),
         MachineLogAnalysis(),
+        MPCAnalysis(),
     )
 }

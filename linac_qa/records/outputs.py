@@ -111,7 +111,7 @@ def staged_outputs(
         for final, tmp in temporaries.items():
             os.replace(tmp, final)
         for folder in {f.parent for f in finals}:
-            _fsync_dir(folder)
+            fsync_dir(folder)
 
 
 def remove_stale_temporaries(folder: Path, older_than_seconds: float) -> int:
@@ -141,7 +141,7 @@ def _fsync(path: Path) -> None:
         os.fsync(fp.fileno())
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """The renames themselves survive a power cut only once the folder is synced (POSIX; Windows
     cannot open a folder, and NTFS journals renames anyway)."""
     with suppress(OSError):

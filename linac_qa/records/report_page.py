@@ -145,7 +145,9 @@ def first_page(facts: ReportFacts, pylinac_pages: int) -> bytes:
             _table([(name, _metric(value)) for name, value in facts.metrics.items()], label_width=7 * cm),
         ]
     pages = "page 2" if pylinac_pages == 1 else f"pages 2 to {pylinac_pages + 1}"
-    content += [Spacer(1, 12), Paragraph(escape(f"pylinac's own report follows ({pages})."), _SMALL)]
+    # No pylinac model: the pages that follow are the analysis's own (MPC: a chart of Varian's rows).
+    follows = "pylinac's own report follows" if facts.model else "The measured rows follow as a chart"
+    content += [Spacer(1, 12), Paragraph(escape(f"{follows} ({pages})."), _SMALL)]
     doc.build([KeepInFrame(0, 0, content, mode="shrink")])
     return out.getvalue()
 

@@ -10,7 +10,13 @@ import pytest
 import yaml
 
 from deployments.generate import prefect_yaml
-from deployments.machines import ENTRYPOINT, WATCH_ENTRYPOINT, load_machines, parse_machines
+from deployments.machines import (
+    ENTRYPOINT,
+    RECEIVE_ENTRYPOINT,
+    WATCH_ENTRYPOINT,
+    load_machines,
+    parse_machines,
+)
 from linac_qa.config import ConfigError, load_settings
 from tests.conftest import ROOT
 
@@ -53,6 +59,34 @@ def test_example_machines_file_is_valid_and_resolves_paths_against_its_folder() 
         ({"name": "TrueBeam 1"}, "machines.0.name", "lower-case letters"),
         ({"cron": None}, "machines.0.cron", "required"),
         ({"retries": -1}, "machines.0.retries", "greater than or equal to 0"),
+        ({"receiver": {"ae-title": "QA", "port": 104}}, "machines.0.receiver.allowed-callers", "required"),
+        (
+            {"receiver": {"ae-title": "A\\B", "port": 104, "allowed-callers": ["EPID"]}},
+            "machines.0.receiver.ae-title",
+            "not an AE title",
+        ),
+        (
+            {"receiver": {"ae-title": "QA", "port": 70000, "allowed-callers": ["EPID"]}},
+            "machines.0.receiver.port",
+            "less than or equal to 65535",
+        ),
+        (
+            {
+                "receiver": {
+                    "ae-title": "QA",
+                    "port": 104,
+                    "allowed-callers": ["EPID"],
+                    "allowed-addresses": ["ward 3"],
+                }
+            },
+            "machines.0.receiver.allowed-addresses",
+            "not an IP address or network",
+        ),
+        (
+            {"directory": None, "receiver": {"ae-title": "QA", "port": 104, "allowed-callers": ["EPID"]}},
+            "machines.0.directory",
+            "required with receiver",
+        ),
     ],
 )
 def test_machines_mistakes_name_file_line_and_key(
@@ -122,11 +156,19 @@ def test_prefect_yaml_registers_what_serve_serves() -> None:
     watching = [m for m in machines.machines if m.watch]
     assert watching, "the example shows the watch option"
     nightly = len(machines.machines)
-    for d, s, m in zip(spec[nightly:], served[nightly:], watching, strict=True):
+    watches = nightly + len(watching)
+    for d, s, m in zip(spec[nightly:watches], served[nightly:watches], watching, strict=True):
         assert d["name"] == s.name == f"{m.name}-watch"
         assert d["entrypoint"] == s.entrypoint == WATCH_ENTRYPOINT
         assert d["schedules"] == [] and not s.schedules  # started once, runs until stopped
         assert s.parameters == m.parameters()
+    receiving = [m for m in machines.machines if m.receiver]
+    assert receiving, "the example shows the receiver option"
+    for d, s, m in zip(spec[watches:], served[watches:], receiving, strict=True):
+        assert d["name"] == s.name == f"{m.name}-receiver"
+        assert d["entrypoint"] == s.entrypoint == RECEIVE_ENTRYPOINT
+        assert d["schedules"] == [] and not s.schedules
+        assert d["parameters"] == s.parameters == m.receiver_parameters()
     for d, s, m in zip(spec[:nightly], served[:nightly], machines.machines, strict=True):
         assert d["entrypoint"] == s.entrypoint == ENTRYPOINT  # a module path, not a file path
         assert [(x["cron"], x["timezone"]) for x in d["schedules"]] == [

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +40,14 @@ from linac_qa.records.ledger import Ledger
 from linac_qa.records.reporting import verdict_line
 from linac_qa.records.summary import RunSummary
 from linac_qa.run import Run
-from linac_qa.testing import synthetic, synthetic_ct, synthetic_logs, synthetic_planar, synthetic_vmat
+from linac_qa.testing import (
+    synthetic,
+    synthetic_ct,
+    synthetic_logs,
+    synthetic_mpc,
+    synthetic_planar,
+    synthetic_vmat,
+)
 
 QUICK = "general:\n  settle-seconds: 0\n"
 
@@ -471,6 +479,20 @@ def test_machine_log_without_mlc_data_is_implausible(tmp_path: Path) -> None:
     assert result.metrics == {"treatment_type": "Dynamic IMRT"}
 
 
+def test_mpc_results_without_rows_are_implausible(tmp_path: Path) -> None:
+    """An MPC check that was aborted writes its Results.csv header and no rows: nothing was judged,
+    so it is no pass."""
+    import datetime as dt
+
+    folder = synthetic_mpc.check_folder(
+        tmp_path / "TDS", "BeamCheckTemplate6x", dt.datetime(2024, 3, 4, 7, 10)
+    )
+    (folder / "Results.csv").write_text(synthetic_mpc.HEADER + "\r\n", encoding="utf-8")
+    old = dt.datetime(2024, 3, 4, 7, 10).timestamp()
+    os.utime(folder / "Results.csv", (old, old))
+    assert_implausible(through_worker(tmp_path / "TDS"), "the Results.csv has no result rows")
+
+
 # --------------------------------------------------------------------------- every analysis is covered
 
 
@@ -486,5 +508,6 @@ def test_every_analysis_type_has_criteria_and_plausibility_tests() -> None:
         "planar-imaging": test_planar_phantom_without_features_is_implausible,
         "vmat": test_vmat_pair_whose_dmlc_image_shows_no_segments_is_implausible,
         "machine-logs": test_machine_log_without_mlc_data_is_implausible,
+        "mpc": test_mpc_results_without_rows_are_implausible,
     }
     assert set(covered) == set(REGISTRY)

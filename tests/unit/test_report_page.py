@@ -33,7 +33,14 @@ from linac_qa.model import AnalysisResult
 from linac_qa.records.ledger import Ledger
 from linac_qa.records.report_page import ReportFacts, first_page, title_line, titled_png
 from linac_qa.run import Run
-from linac_qa.testing import synthetic, synthetic_ct, synthetic_logs, synthetic_planar, synthetic_vmat
+from linac_qa.testing import (
+    synthetic,
+    synthetic_ct,
+    synthetic_logs,
+    synthetic_mpc,
+    synthetic_planar,
+    synthetic_vmat,
+)
 
 QUICK = "general:\n  settle-seconds: 0\n  unit: TrueBeam1\n"
 MARGIN_PT = 28.0  # 1 cm: no text of ours nearer the page's edge
@@ -45,6 +52,8 @@ class Case:
     make: Callable[[Path], Any]
     config: str = ""
     verdict: str = "PASS"
+    # What marks the analysis's own pages after ours: pylinac's footer, or MPC's chart of Varian's rows.
+    footer: str = PYLINAC_FOOTER
 
 
 # One small acquisition per analysis type. A type added to the registry fails here until it has one.
@@ -68,6 +77,17 @@ CASES: dict[str, Case] = {
     "vmat": Case(lambda r: synthetic_vmat.vmat_pair(r / "VMAT_A")),
     "planar-imaging": Case(lambda r: synthetic_planar.qc3_image(r / "RI.QA.QC3.dcm"), verdict="NOT JUDGED"),
     "machine-logs": Case(lambda r: synthetic_logs.trajectory_log(r / "QA_Plan_SW10_20240304083400.bin")),
+    "mpc": Case(
+        lambda r: synthetic_mpc.check_folder(
+            r / "TDS",
+            "BeamCheckTemplate6x",
+            dt.datetime(2024, 3, 4, 7, 10),
+            fail={"BeamGroup/BeamCenterShift [mm]": 0.61},
+            images=0,
+        ),
+        verdict="FAIL",
+        footer="Varian MPC Results.csv",
+    ),
 }
 
 
@@ -149,10 +169,10 @@ def test_the_first_page_is_ours_and_reads_right(report: Report) -> None:
     ours = json.loads(report.output(".json").read_text(encoding="utf-8"))["linac-qa-flows"]
     for value in (ours["acquisition"], ours["unit"], ours["provenance"]["inputs"]["combined_sha256"]):
         assert squeezed(value) in flat, value
-    assert PYLINAC_FOOTER not in text
+    assert report.case.footer not in text
     # pylinac's pages follow, unchanged: each carries its footer, and nothing of ours is drawn there
     theirs = [doc[n].get_textpage().get_text_range() for n in range(1, len(doc))]
-    assert theirs and all(PYLINAC_FOOTER in t for t in theirs)
+    assert theirs and all(report.case.footer in t for t in theirs)
     assert not any("Notes:" in t or "Metadata:" in t for t in theirs)
     meta = PdfReader(path).metadata
     assert meta is not None
