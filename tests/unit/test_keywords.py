@@ -52,7 +52,9 @@ def test_a_long_free_text_is_matched_without_keeping_all_its_runs() -> None:
     started = time.perf_counter()
     assert matches("picket fence", long_text) and matches("PicketFence", long_text)
     assert not matches("starshot", long_text)
-    assert time.perf_counter() - started < 1.0
+    # Walking it takes milliseconds; keeping its runs took minutes. A bound of seconds holds on a
+    # loaded machine and still tells the two apart.
+    assert time.perf_counter() - started < 10.0
 
 
 @pytest.mark.parametrize("words", [4, 30])  # kept runs, and walked runs
