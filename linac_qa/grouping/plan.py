@@ -191,14 +191,18 @@ def _adopt_partners(
 def _with_variant(
     acq: Acquisition, members: list[ClassifiedFile], analysis: AnalysisType, options: AnalysisSettings
 ) -> Acquisition:
-    """What the grouping found (images, series, the VMAT test), then what the files name (the first
-    file's wins), then what a routing rule says: an explicit rule has the last word."""
+    """What the grouping found (images, series, the VMAT test, the beam energy its images share),
+    then what the files name (the first file's wins), then what a routing rule says: an explicit
+    rule has the last word. The energy keys the QA record's baselines: a 10X flatness is never
+    judged against the 6X baseline."""
     named: dict[str, Any] = {}
     ruled: dict[str, Any] = {}
     for cf in reversed(members):
         named.update(analysis.variant(cf, options))
         ruled.update(cf.variant)
-    return acq.model_copy(update={"variant": {**acq.variant, **named, **ruled}})
+    energies = {cf.header.energy if cf.header else None for cf in members}
+    shared = {"energy": energies.pop()} if len(energies) == 1 and None not in energies else {}
+    return acq.model_copy(update={"variant": {**acq.variant, **shared, **named, **ruled}})
 
 
 def _one_error_per_set(

@@ -60,8 +60,11 @@ _VRS = _LONG_VRS | {
     b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
 }  # fmt: skip
 UNDEFINED_LENGTH = 0xFFFFFFFF
-# "6x [MV]", "6xFFF [MV]", "10X FFF", "15 MV": the beam energy as Varian and Elekta write it in labels.
-_ENERGY = re.compile(r"(?<![0-9.])(\d{1,2})\s*(?:x|mv)(?![a-eg-z]|\s*\d)\s*(fff)?", re.IGNORECASE)
+# "6x [MV]", "6xFFF [MV]", "10X FFF", "15 MV", "6FFF": the beam energy as Varian and Elekta write it
+# in labels.
+_ENERGY = re.compile(
+    r"(?<![0-9.])(\d{1,2})\s*(?:(?:x|mv)(?![a-eg-z]|\s*\d)\s*(fff)?|(fff)(?![a-z0-9]))", re.IGNORECASE
+)
 
 
 def looks_like_dicom(head: bytes) -> bool:
@@ -176,7 +179,7 @@ def _energy(texts: tuple[str, ...]) -> str | None:
     for text in texts:
         m = _ENERGY.search(text)
         if m:
-            return f"{int(m.group(1))}X" + (" FFF" if m.group(2) else "")
+            return f"{int(m.group(1))}X" + (" FFF" if m.group(2) or m.group(3) else "")
     return None
 
 

@@ -33,14 +33,14 @@ def test_run_delete_the_record_rebuild_same_rows(tmp_path: Path, prefect_api: st
     run = run_cli(root, "--config", config, "--json", api=prefect_api)
     assert run.code == 0, run.stderr[-2000:]
     by_file = {r["files"][0]: r for r in run.summary["results"]}
-    assert by_file["open field fff.dcm"]["variant"] == "fff=true"
+    assert by_file["open field fff.dcm"]["variant"] == "energy=6X FFF; fff=true"  # its own baselines
     second = by_file["open field 1.dcm"]  # judged against the first flat field
     assert second["level"] == "ok" and second["levels"]["symmetry_vertical_percent"]["baseline"] is not None
     assert by_file["open field 0.dcm"]["level"] == "ok"  # its own baseline (auto-baseline: 1)
     document = json.loads((root / "open field 1_analysis.json").read_text())["linac-qa-flows"]
     assert document["levels"] == second["levels"]
     recorded = rows(root)
-    assert {r.key.variant for r in recorded} == {"", "fff=true"}
+    assert {r.key.variant for r in recorded} == {"energy=6X", "energy=6X FFF; fff=true"}
     assert len({r.result_id for r in recorded}) == 3
 
     (root / STATE_DIR / RECORD_FILE).unlink()

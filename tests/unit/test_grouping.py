@@ -11,7 +11,7 @@ import pytest
 from linac_qa.config import load_settings
 from linac_qa.grouping.plan import Plan, group_context, plan
 from linac_qa.intake.classify import classify_files
-from linac_qa.testing import synthetic_logs, synthetic_vmat
+from linac_qa.testing import synthetic, synthetic_logs, synthetic_vmat
 
 SETTINGS = load_settings(text="general:\n  settle-seconds: 0\n")
 PATIENT = "PAT123456"
@@ -127,3 +127,16 @@ def test_vmat_images_pair_in_either_order_and_a_lone_image_waits(tmp_path: Path)
     assert plan_of(lone).waiting == 1
     (late,) = plan_of(lone, hours_later=25).decided
     assert late.status == "error" and "open and a DMLC image" in late.reason
+
+
+def test_the_beam_energy_an_acquisitions_images_share_is_its_variant(tmp_path: Path) -> None:
+    """The QA record keys baselines by variant: a 10X open field is never judged against the 6X one."""
+    synthetic.open_field(tmp_path / "RI.QA.Open_6X.dcm")
+    synthetic.open_field(tmp_path / "RI.QA.Open_10X.dcm", label="Open 10X", description="Open field 10X")
+    synthetic.open_field(tmp_path / "RI.QA.Open_6FFF.dcm", fff=True)
+    energies = {acq.files[0]: acq.variant.get("energy") for acq in plan_of(tmp_path).acquisitions}
+    assert energies == {
+        "RI.QA.Open_6X.dcm": "6X",
+        "RI.QA.Open_10X.dcm": "10X",
+        "RI.QA.Open_6FFF.dcm": "6X FFF",
+    }
