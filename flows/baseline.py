@@ -25,7 +25,7 @@ HELP = """exit status:
 
 examples:
   python -m flows.baseline /srv/qa/truebeam1 set flatness_vertical_percent --from-last 5 \\
-      --variant "fff=true" --by "A. Physicist" --reason "after the bending-magnet service"
+      --variant "energy=6X FFF; fff=true" --by "A. Physicist" --reason "after the bending-magnet service"
   python -m flows.baseline /srv/qa/truebeam1 set max_cax_bb_distance_mm --value 0.4 \\
       --by AP --reason commissioning
   linac-qa baseline /srv/qa/truebeam1 history --machine TrueBeam1"""
@@ -50,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
     value.add_argument("--from-last", type=int, metavar="N", help="set: the mean of the last N results")
     p.add_argument("--machine", help="the unit (default: general.unit, or the record's only machine)")
     p.add_argument("--analysis", help="the config section (default: the one the metric belongs to)")
-    p.add_argument("--variant", help='e.g. "fff=true" (default: the metric\'s only variant in the record)')
+    p.add_argument("--variant", help='e.g. "energy=10X" (default: the metric\'s only variant in the record)')
     p.add_argument(
         "--effective-from", metavar="ISO", help="set: acquisition time it judges from (default: now)"
     )

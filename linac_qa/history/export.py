@@ -44,7 +44,7 @@ def table_row(r: Row) -> dict[str, Any]:
 
 
 def point_name(r: Row) -> str:
-    """`field-analysis flatness_vertical_percent (fff=true)`."""
+    """`field-analysis flatness_vertical_percent (energy=6X FFF; fff=true)`."""
     variant = f" ({r.key.variant})" if r.key.variant else ""
     return f"{r.key.analysis} {r.key.metric}{variant}"
 
