@@ -122,7 +122,12 @@ def test_each_verdict_is_in_the_run_log_at_its_level(seen: Seen) -> None:
 
 
 def test_artifacts_are_keyed_per_unit_and_the_table_puts_the_verdict_first(seen: Seen) -> None:
-    assert set(seen.artifacts) == {"qa-results-truebeam1", "picket-fence-truebeam1"}
+    assert set(seen.artifacts) == {
+        "qa-results-truebeam1",
+        "picket-fence-truebeam1",
+        "qa-record-truebeam1",  # the QA record's view of this run (issue 16)
+        "qa-dashboard-truebeam1",
+    }
     table = seen.artifacts["qa-results-truebeam1"].data
     rows = json.loads(table) if isinstance(table, str) else table
     assert [row["verdict"] for row in rows] == ["FAILED", "ERROR", "PASSED"]  # problems first

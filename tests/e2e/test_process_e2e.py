@@ -14,6 +14,7 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
+from linac_qa.history.dashboard import is_dashboard
 from linac_qa.testing import synthetic
 from tests.conftest import register_inputs, run_cli
 from tests.prefect_runs import read_back
@@ -92,7 +93,10 @@ def checksums(root: Path) -> dict[str, str]:
     return {
         p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and ".linac-qa" not in p.parts and "_analysis." not in p.name
+        if p.is_file()
+        and ".linac-qa" not in p.parts
+        and "_analysis." not in p.name
+        and not is_dashboard(p.name)
     }
 
 

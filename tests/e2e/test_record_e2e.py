@@ -27,7 +27,10 @@ def test_run_delete_the_record_rebuild_same_rows(tmp_path: Path, prefect_api: st
     register_inputs(root)
     config = tmp_path / "truebeam1.yml"
     config.write_text(
-        "general:\n  unit: TrueBeam1\n  settle-seconds: 0\nfield-analysis:\n  auto-baseline: 1\n",
+        # One worker: auto-baseline takes the first results in the order they are recorded, which
+        # two workers may finish in either order (noted in issue 16).
+        "general:\n  unit: TrueBeam1\n  settle-seconds: 0\n  workers: 1\n"
+        "field-analysis:\n  auto-baseline: 1\n",
         encoding="utf-8",
     )
     run = run_cli(root, "--config", config, "--json", api=prefect_api)
