@@ -1,0 +1,1 @@
+"""Review and sign-off: the trail of results and reviews, the queue, what is due, the monthly report."""
