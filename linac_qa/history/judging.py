@@ -88,22 +88,17 @@ def judge_value(history: History, row: Row, spec: LevelSpec | None) -> MetricLev
 
 
 def _drift(record: Record, row: Row, baseline: Baseline | None) -> tuple[Window | None, str | None]:
-    """The control limits of the baseline's chart, and the rule this value completes. The chart's
-    window: the results the baseline is the mean of, else the first results it judged."""
+    """The control limits of the chart that judges this value, and the rule it breaks. The chart's
+    window: the results the baseline is the mean of, else the first results it judged; the values
+    inside it only teach the chart, and are never flagged."""
     if baseline is None:
         return None, None
-    window_end: str | None
-    if baseline.window is not None:
-        since, window_end = baseline.window
-        window = record.points(row.key, after=_before(since), until=window_end)
-    else:
-        window = record.points(row.key, after=_before(baseline.effective_from), first=drift.DEFAULT_WINDOW)
-        window_end = window[-1][0] if len(window) == drift.DEFAULT_WINDOW else None
-    c = drift.chart(baseline.value, [v for _, v in window])
-    if c is None or window_end is None or row.acquired <= window_end:
-        return (c.limits if c else None), None
-    recent = record.points(row.key, after=window_end, until=row.acquired, last=drift.RUN)
-    return c.limits, drift.broken_rule([v for _, v in recent], c)
+    since, window_end = baseline.window or (baseline.effective_from, None)
+    history = record.points(row.key, after=_before(since), until=row.acquired)
+    window = drift.DEFAULT_WINDOW if window_end is None else sum(a <= window_end for a, _ in history)
+    values = [v for _, v in history]
+    c = drift.chart(values, window)
+    return (c.limits, drift.broken_rule(values[window:], c)) if c else (None, None)
 
 
 def _before(when: str) -> str:

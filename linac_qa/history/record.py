@@ -44,7 +44,11 @@ CREATE TABLE IF NOT EXISTS points (
     drift TEXT,
     PRIMARY KEY (result_id, metric)
 );
-CREATE INDEX IF NOT EXISTS points_series ON points (machine, analysis, metric, variant, acquired);
+-- Covering what a series is read by, in order: judging a value reads its whole series since the
+-- baseline (the drift chart), and reading the rows themselves would cost ten times as much.
+DROP INDEX IF EXISTS points_series;
+CREATE INDEX IF NOT EXISTS points_by_series
+    ON points (machine, analysis, metric, variant, acquired, result_id, value);
 """
 ANALYSED = (Status.PASSED, Status.FAILED)
 COLUMNS = ",".join("?" * 21)

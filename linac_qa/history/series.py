@@ -43,7 +43,7 @@ class Point:
     action: Window | None = None
     control: Window | None = None  # control limits of the individuals chart
     level: Level | None = None  # None: nothing to judge it against
-    drift: str | None = None  # the drift rule it broke, e.g. "8 in a row above the centre line"
+    drift: str | None = None  # the drift rule it broke, e.g. "2 of 3 beyond 2 sigma above the centre line"
 
 
 @dataclass(frozen=True)

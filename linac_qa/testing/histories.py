@@ -50,7 +50,7 @@ def seeded_histories(
             drift = None
             if i % len(METRICS) == 0 and n >= points - 9:
                 value += 2 * noise
-                drift = "8 in a row above the centre line" if n == points - 1 else None
+                drift = "sustained shift above the centre line" if n == points - 1 else None
             if i % len(METRICS) == 1 and n == points - 1:
                 value = b + act * 1.2
             if i % len(METRICS) == 2 and n == points - 1:

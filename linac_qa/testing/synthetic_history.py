@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from linac_qa.history import drift
 from linac_qa.model import AnalysisResult, Metric, Status
 
 START = dt.datetime(2021, 1, 4, 7, 30, tzinfo=dt.UTC)
@@ -63,3 +64,14 @@ def write_outputs(directory: Path, result: AnalysisResult, sources: dict[str, st
         "provenance": {"inputs": {"count": len(sources), "combined_sha256": "0" * 64, "sha256": sources}},
     }
     document.write_text(json.dumps({"linac-qa-flows": ours, "pylinac": {}}), encoding="utf-8")
+
+
+def drift_flags(values: list[float], window: int) -> list[str | None]:
+    """The drift rule each value after the first `window` breaks, judged as the record judges a
+    series (linac_qa.history.judging): by the chart of every value up to it."""
+    flags = []
+    for i in range(window, len(values)):
+        history = values[: i + 1]
+        c = drift.chart(history, window)
+        flags.append(drift.broken_rule(history[window:], c) if c else None)
+    return flags

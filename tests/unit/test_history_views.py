@@ -180,7 +180,7 @@ def test_the_digest_shows_tolerance_and_drift_with_inline_charts(tmp_path: Path,
     for heading in (TOLERANCE_HEADING, DRIFT_HEADING):
         assert f"{heading}:" in text and f"<h3>{heading}</h3>" in page.replace("&#x27;", "'")
     assert "field-analysis flatness (energy=6X): 103.8 %, baseline 102.5 %" in text
-    assert "8 in a row above the centre line" in text
+    assert "sustained shift above the centre line" in text
     assert TRENDS_HEADING in page
     related = next(p for p in message.walk() if p.get_content_type() == "multipart/related")
     html_part, *images = related.iter_parts()
