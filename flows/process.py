@@ -99,7 +99,7 @@ def process_directory(
             with batch.pool if batch else make_pool(settings.general, Stop()) as workers:
                 if settings.general.sources:
                     run.warnings.extend(copy_sources(root, settings, ledger).warnings)
-                planned = plan_in_tasks(root, settings, ledger.known(), force, retry_errors)
+                planned = plan_in_tasks(root, settings, ledger.known(), force, retry_errors, workers)
                 to_analyse = run.start(planned)
                 futures = run.submit(workers, to_analyse)
                 with scheduled_analyses(futures):

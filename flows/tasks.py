@@ -22,6 +22,7 @@ from prefect.utilities.annotations import quote
 
 from flows.stop_signals import cancelled_when_stopped
 from linac_qa.config import Settings
+from linac_qa.execution.pool_base import Pool
 from linac_qa.execution.runner import JobOutcome
 from linac_qa.grouping.plan import Planned, plan_directory
 from linac_qa.history.artifact import run_markdown
@@ -105,9 +106,21 @@ def classify(directory: Path, paths: list[str], settings: Settings) -> list[Clas
 
 
 def plan_in_tasks(
-    directory: Path, settings: Settings, known: dict[str, Known], force: bool, retry_errors: bool
+    directory: Path,
+    settings: Settings,
+    known: dict[str, Known],
+    force: bool,
+    retry_errors: bool,
+    workers: Pool,
 ) -> Planned:
-    """`plan_directory`, its discovery a task run and its classification one per batch of files."""
+    """`plan_directory`, its discovery a task run and its classification one per batch of files;
+    the workers start while the new files are classified."""
+
+    def classify_while_warming(directory: Path, paths: list[str], settings: Settings) -> list[ClassifiedFile]:
+        if paths:
+            workers.warm(len(paths))  # a file is at most one analysis: never more workers than files
+        return _classify_in_batches(directory, paths, settings)
+
     planned = plan_directory(
         directory,
         settings,
@@ -115,7 +128,7 @@ def plan_in_tasks(
         force=force,
         retry_errors=retry_errors,
         discover=_discover_in_a_task,
-        classify=_classify_in_batches,
+        classify=classify_while_warming,
     )
     get_run_logger().info("%d new file(s) in %s", len(planned.found.new), directory)
     return planned

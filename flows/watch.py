@@ -50,8 +50,10 @@ def watch_directory(
     root = wait_for_directory(directory, settings, stop, logger.warning)
     if root is None:
         return Completed(message="stopped while waiting for the directory")
-    # One pool for every batch: its workers stay warm (pylinac imported) between batches.
+    # One pool for every batch: its workers stay warm (pylinac imported) between batches, and are
+    # ready for the first.
     with watch_lock(root), make_pool(settings.general, stop) as pool:
+        pool.warm()
 
         def run_batch() -> None:
             try:

@@ -150,6 +150,9 @@ class DaskPool:
         future.add_done_callback(lambda fut: self._finished(key, fut))
         return promise
 
+    def warm(self, expected: int | None = None) -> None:
+        """The cluster's workers are its own, running already."""
+
     def cancel_pending(self) -> int:
         with self._state:
             waiting = {k: e for k, e in list(self._entries.items()) if e.started is None and not e.settled}

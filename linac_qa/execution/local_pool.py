@@ -4,7 +4,9 @@ pebble rather than concurrent.futures: a worker that dies fails only its own acq
 standard pool breaks every pending future), each analysis has a time limit, and workers are
 replaced after `max_tasks` analyses so memory cannot build up. Workers are spawned, never forked
 (Windows has no fork, and forking a process that runs Prefect's threads is unsafe), and import
-pylinac once, at start-up, while the parent is still discovering files.
+pylinac once, at start-up. They start only once there is something to analyse (`warm`), and no
+more of them than it needs: a worker's start costs seconds of CPU, which a run that finds nothing
+new, run every few minutes by a watch or cron, would spend for nothing.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class AnalysisPool:
         self._stop = stop or Stop()
         self._workers, self._max_tasks = workers, max_tasks
         self._stopping = SPAWN.Event()  # the workers' view of a stop request (`run_stopping`)
-        self._pool = self._start_pool()
+        self._pool: ProcessPool | None = None  # started by `warm`
         self._replaced: list[ProcessPool] = []  # broken ones, joined at close
         self._lock = threading.Lock()  # on_done and the promises
         self._restart_lock = threading.Lock()
@@ -77,6 +79,14 @@ class AnalysisPool:
         self._abandoned = False
         self._not_started: list[str] = []  # lost to broken pools past POOL_RESTARTS: why
         self._stop.attach(self)  # last: a stop may come at any moment, and finds the pool whole
+
+    def warm(self, expected: int | None = None) -> None:
+        """Starts the workers now, so that they import pylinac while the run classifies: no more
+        of them than `expected` analyses can use (None: as many as configured)."""
+        with self._restart_lock:
+            if self._pool is None:
+                self._workers = max(1, min(self._workers, expected or self._workers))
+                self._pool = self._start_pool()
 
     def _start_pool(self) -> ProcessPool:
         pool = ProcessPool(
@@ -101,7 +111,9 @@ class AnalysisPool:
         return promise
 
     def _schedule(self, job: Job, on_done: OnDone, promise: Future[JobOutcome]) -> None:
+        self.warm()
         pool = self._pool
+        assert pool is not None
         try:
             scheduled = pool.schedule(
                 run_unless_stopping, args=(job.model_dump(mode="json"),), timeout=self.timeout
@@ -188,10 +200,11 @@ class AnalysisPool:
         return sum(fut.cancel() for fut in list(self._scheduled) if not fut.running() and not fut.done())
 
     def close(self) -> None:
-        if not self._used:  # a run with nothing new: do not wait for the workers to finish starting
-            self._pool.stop()
-        self._pool.close()
-        self._pool.join()
+        if self._pool is not None:
+            if not self._used:  # warmed, then nothing to analyse: do not wait for them to start
+                self._pool.stop()
+            self._pool.close()
+            self._pool.join()
         for broken in self._replaced:
             broken.stop()
             broken.join()
@@ -208,7 +221,8 @@ class AnalysisPool:
         next run analyses them; outputs are renamed into place only when whole)."""
         self._abandoned = True
         self.cancel_pending()
-        self._pool.stop()
+        if self._pool is not None:
+            self._pool.stop()
         # pebble may leave the future of a task whose worker it ended unresolved: whoever waits for
         # it (a run whose stop exception was lost) is told now.
         with self._lock:

@@ -26,6 +26,11 @@ class Pool(Protocol):
         or an exception becomes an `error` outcome for that job alone."""
         ...
 
+    def warm(self, expected: int | None = None) -> None:
+        """Makes ready for `expected` analyses (None: as many as it can run at once) while the run
+        classifies its files; `submit` does it anyway if nothing has."""
+        ...
+
     def cancel_pending(self) -> int:
         """Cancels the jobs that have not started (a stopping watch); their futures are cancelled
         and `on_done` is not called for them. Returns how many."""

@@ -33,6 +33,9 @@ class Lent:
 
         return self._pool.submit(job, record)
 
+    def warm(self, expected: int | None = None) -> None:
+        """Its owner warmed it for every run it lends it to."""
+
     def cancel_pending(self) -> int:
         return self._pool.cancel_pending()
 
