@@ -191,6 +191,23 @@ def plan_attachments(results: Sequence[AnalysisResult], directory: Path, max_byt
     return plan
 
 
+def report_message(
+    email: EmailSettings, machine: str, month: str, counts: str, files: Sequence[Path]
+) -> Outgoing:
+    """The monthly report (PDF) and its QuAAC export, attached, to the configured recipients."""
+    subject = f"{machine} QA report for {month}"
+    where = files[0].parent if files else ""
+    lines = [f"{machine}: the QA report for {month}. {counts}", f"Attached, and kept in {where}:"]
+    lines += [f"  {f.name}" for f in files]
+    msg = _envelope(email, subject)
+    page = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+    _body(msg, "\n".join(lines) + "\n", _html_page(subject, page))
+    for f in files:
+        subtype = "pdf" if f.suffix == ".pdf" else "json"
+        msg.add_attachment(f.read_bytes(), maintype="application", subtype=subtype, filename=f.name)
+    return Outgoing("report", subject, _sender(email), tuple(email.recipients), msg)
+
+
 def acquisition_name(result: AnalysisResult, *, with_date: bool = True) -> str:
     """What a physicist calls it, with no patient identifiers: a log is named by its type and date."""
     when = result.acquired.strftime("%Y-%m-%d %H:%M") if result.acquired else None

@@ -206,19 +206,20 @@ def queue_run_mail(
         last = quiet_since(ledger, email.quiet_days, now)
         if last is not None:
             outgoing.append(quiet_message(email, unit, summary.directory, last, now))
-    kept = [
-        NewMail(
-            kind=m.kind,
-            subject=m.subject,
-            sender=m.sender,
-            recipients=list(m.recipients),
-            message=m.as_bytes(),
-            message_id=m.message["Message-ID"],
-        )
-        for m in outgoing
-    ]
-    outbox.queue(run_id, kept, [run_id, *(r.run_id for r in earlier)])
+    outbox.queue(run_id, [kept(m) for m in outgoing], [run_id, *(r.run_id for r in earlier)])
     return outgoing
+
+
+def kept(m: Outgoing) -> NewMail:
+    """A message as the ledger keeps it until a server accepts it."""
+    return NewMail(
+        kind=m.kind,
+        subject=m.subject,
+        sender=m.sender,
+        recipients=list(m.recipients),
+        message=m.as_bytes(),
+        message_id=m.message["Message-ID"],
+    )
 
 
 def _interrupted(run: UnreportedRun, current: RunSummary) -> RunSummary:

@@ -192,7 +192,7 @@ def render_pdf(report: MonthReport) -> bytes:
     )  # fmt: skip
     width = landscape(A4)[0] - 3 * cm
     lines = report.lines
-    counts = _counts(report)
+    counts = summary_line(report)
     content: list[Any] = [
         Paragraph(escape(title), styles["heading"]),
         Paragraph(escape(counts), styles["body"]),
@@ -236,7 +236,7 @@ def render_pdf(report: MonthReport) -> bytes:
     return out.getvalue()
 
 
-def _counts(report: MonthReport) -> str:
+def summary_line(report: MonthReport) -> str:
     statuses = defaultdict(int, {s: 0 for s in ("passed", "failed", "error")})
     for x in report.lines:
         statuses[x.entry.status] += 1
@@ -250,18 +250,15 @@ def _counts(report: MonthReport) -> str:
 def _result_cells(x: Line, tz: dt.tzinfo) -> list[str]:
     e = x.entry
     values = "\n".join(f"{r.key.metric} = {_number(r.value)} {r.unit}".rstrip() for r in x.values)
-    baselines = "\n".join(
-        f"{r.key.metric}: {_number(r.judgement.baseline)}"
-        for r in x.values
-        if r.judgement and r.judgement.baseline is not None
-    )
-    levels = {f"{r.key.metric}: {r.judgement.level}" for r in x.values if r.judgement and r.judgement.level}
-    level = "\n".join(
-        [e.level or "none", *sorted(levels)] if e.level not in (None, "ok") else [e.level or "none"]
-    )
+    # With one metric its name is in the values column already.
+    named = (lambda r: f"{r.key.metric}: ") if len(x.values) > 1 else (lambda r: "")
+    judged = [(r, r.judgement) for r in x.values if r.judgement]
+    baselines = "\n".join(f"{named(r)}{_number(j.baseline)}" for r, j in judged if j.baseline is not None)
+    beyond = [f"{named(r)}{j.level}" for r, j in judged if j.level not in (None, "ok")]
+    level = "\n".join([e.level or "none", *(beyond if len(x.values) > 1 else [])])
     if e.drift:
         level += f"\n{e.drift}"
-    verdict = _verdict(e) + (f"\n{_repeated(x, tz)}" if x.repeated else "")
+    verdict = _verdict(e) + (f"\n{_repeated(x, tz, with_id=False)}" if x.repeated else "")
     return [
         _at_text(e.acquired, tz),
         _test(e),
@@ -308,9 +305,10 @@ def _verdict(e: Entry) -> str:
     return mark(Status(e.status), e.judged)
 
 
-def _repeated(x: Line, tz: dt.tzinfo) -> str:
+def _repeated(x: Line, tz: dt.tzinfo, with_id: bool = True) -> str:
     assert x.repeated is not None
-    return f"repeated: passed on {_at_text(x.repeated.acquired, tz)} ({x.repeated.result_id})"
+    said = f"repeated: passed on {_at_text(x.repeated.acquired, tz)}"
+    return said + (f" ({x.repeated.result_id})" if with_id else "")
 
 
 def _at_text(text: str | None, tz: dt.tzinfo) -> str:

@@ -14,9 +14,13 @@ from quaac.models import Document
 
 from linac_qa.config import load_settings
 from linac_qa.intake.discovery import _skip_by_name
+from linac_qa.notify.outbox import Outbox
+from linac_qa.records.ledger import Ledger
 from linac_qa.review.due import schedules_of
 from linac_qa.review.monthly import gather, is_monthly_report, month_bounds, previous_month, write_report
+from linac_qa.review.publish import machines_of, mail, publish
 from linac_qa.testing import synthetic_month as month
+from tests.mailbox import RECIPIENTS, SENDER, Log, Mailbox, running, smtp_to
 from tests.unit.test_report_page import assert_laid_out
 
 NOW = dt.datetime(2024, 4, 1, 6, 0, tzinfo=dt.UTC)
@@ -87,3 +91,23 @@ def test_report_names_months_and_discovery() -> None:
     )
     assert _skip_by_name("qa-report-TrueBeam1-2024-03.pdf", "_analysis", []) is not None
     assert not is_monthly_report("qa-report-notes.txt")
+
+
+def test_the_reports_are_mailed_to_the_recipients_through_the_outbox(tmp_path: Path) -> None:
+    month.seed_month(tmp_path)
+    config = (
+        month.CONFIG
+        + f"email:\n  credentials-block: test\n  from: {SENDER}\n  recipients: [{RECIPIENTS[0]}]\n"
+    )
+    settings = load_settings(text=config)
+    done = publish(tmp_path, settings, month.MONTH, machines_of(tmp_path, settings, None), NOW, dt.UTC)
+    with running(Mailbox()) as box:
+        assert mail(tmp_path, settings, done, "report-1", Log(), smtp_to(box.port)) == 1
+    [got] = box.received
+    assert got.message["Subject"] == "TrueBeam1 QA report for 2024-03"
+    assert got.rcpt_tos == [RECIPIENTS[0]]
+    names = [p.get_filename() for p in got.message.iter_attachments()]
+    assert names == ["qa-report-TrueBeam1-2024-03.pdf", "qa-report-TrueBeam1-2024-03.quaac.json"]
+    ledger = Ledger.open(tmp_path)
+    assert [m.status for m in Outbox(ledger).of_run("report-1")] == ["sent"]
+    ledger.close()
