@@ -336,7 +336,10 @@ def _styles() -> dict[str, Any]:
         "cell": ParagraphStyle("cell", parent=body, fontSize=7.5, leading=9, splitLongWords=1),
         "head": ParagraphStyle("head", parent=body, fontName="Helvetica-Bold", fontSize=7.5, leading=9),
         "heading": ParagraphStyle("heading", parent=body, fontName="Helvetica-Bold", fontSize=15, leading=19),
-        "section": ParagraphStyle("section", parent=body, fontName="Helvetica-Bold", fontSize=11, leading=15),
+        # A heading never ends a page apart from its table.
+        "section": ParagraphStyle(
+            "section", parent=body, fontName="Helvetica-Bold", fontSize=11, leading=15, keepWithNext=1
+        ),
     }
 
 
