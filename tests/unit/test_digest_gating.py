@@ -11,6 +11,7 @@ from pathlib import Path
 from linac_qa.config import load_settings
 from linac_qa.history.store import to_text
 from linac_qa.model import AnalysisResult, Status
+from linac_qa.notify.message import Reminders, run_messages
 from linac_qa.notify.outbox import queue_run_mail
 from linac_qa.notify.send import deliver_pending
 from linac_qa.records.ledger import Ledger
@@ -96,3 +97,14 @@ def test_the_digest_goes_out_only_on_a_night_with_something_to_say(tmp_path: Pat
     assert night(tmp_path, ledger, 20, []) != []  # the 19th passed without the weekly test: overdue again
     trail.close()
     ledger.close()
+
+
+def test_without_the_digest_reminders_come_in_a_message_of_their_own(tmp_path: Path) -> None:
+    now = dt.datetime(2024, 3, 13, 2, 0, tzinfo=dt.UTC)
+    email = load_settings(text=CONFIG.replace("  pending-days: 7\n", "  digest: false\n")).email
+    summary = RunSummary(directory=str(tmp_path), unit="TrueBeam1", started=now, finished=now, results=[])
+    due = Reminders(overdue=("TrueBeam1: picket fence overdue by 2 days",))
+    [alone] = run_messages(summary, email, "TrueBeam1", reminders=due)
+    assert alone.kind == "reminder" and alone.subject == "TrueBeam1 QA: 1 overdue, 0 pending review"
+    assert "picket fence overdue by 2 days" in parts(alone.message)[0]
+    assert run_messages(summary, email, "TrueBeam1") == []
