@@ -23,6 +23,7 @@ import yaml
 from deployments.machines import (
     ENTRYPOINT,
     RECEIVE_ENTRYPOINT,
+    REPORT_ENTRYPOINT,
     WATCH_ENTRYPOINT,
     Machine,
     Machines,
@@ -43,6 +44,7 @@ HEADER = """\
 #   prefect deployment run 'watch-directory/<name>-watch'
 # and a `<name>-receiver` one (a DICOM receiver) with
 #   prefect deployment run 'receive-dicom/<name>-receiver'
+# A `<name>-monthly-report` deployment writes and e-mails the previous month's QA report on the 1st.
 """
 
 
@@ -110,6 +112,21 @@ def receiver_deployment(machine: Machine, machines: Machines) -> dict[str, Any]:
     }
 
 
+def report_deployment(machine: Machine, machines: Machines, base: Path) -> dict[str, Any]:
+    """On the 1st of each month, the previous month's QA report (see deployments.serve.report_options)."""
+    nightly = deployment(machine, machines, base)
+    return {
+        "name": machine.report_deployment_name,
+        "entrypoint": REPORT_ENTRYPOINT,
+        "description": machine.describe_report(nightly["parameters"].get("directory")),
+        "tags": nightly["tags"],
+        "parameters": {**nightly["parameters"], "timezone": machine.timezone},
+        "schedules": [{"cron": machine.report_cron, "timezone": machine.timezone, "active": True}],
+        "concurrency_limit": nightly["concurrency_limit"],
+        "work_pool": {"name": machines.pool_of(machine)},
+    }
+
+
 def prefect_yaml(machines: Machines, base: Path = PROJECT_ROOT) -> str:
     base = base.resolve()
     machines_file = _path(Path(machines.source).resolve(), base)
@@ -127,7 +144,8 @@ def prefect_yaml(machines: Machines, base: Path = PROJECT_ROOT) -> str:
         "push": None,
         "deployments": [deployment(m, machines, base) for m in machines.machines]
         + [watch_deployment(m, machines, base) for m in machines.machines if m.watch]
-        + [receiver_deployment(m, machines) for m in machines.machines if m.receiver],
+        + [receiver_deployment(m, machines) for m in machines.machines if m.receiver]
+        + [report_deployment(m, machines, base) for m in machines.machines if m.report_cron],
     }
     return header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
 

@@ -25,6 +25,7 @@ from linac_qa.sections import Section
 ENTRYPOINT = "flows.process.process_directory"
 WATCH_ENTRYPOINT = "flows.watch.watch_directory"
 RECEIVE_ENTRYPOINT = "flows.receive.receive_dicom"
+REPORT_ENTRYPOINT = "flows.monthly.monthly_report"
 DEFAULT_WORK_POOL = "linac-qa"
 
 # A deployment name is `<name>-nightly` and appears in URLs and shell commands: keep it plain.
@@ -50,6 +51,9 @@ class Machine(Section):
     watch: bool = False
     # Also a `<name>-receiver` deployment: a DICOM receiver for this machine, started by serve.
     receiver: ReceiverSettings | None = None
+    # When the `<name>-monthly-report` deployment writes and mails the previous month's QA report
+    # (in `timezone`); None: no such deployment.
+    report_cron: str | None = "0 6 1 * *"
 
     @property
     def deployment_name(self) -> str:
@@ -73,6 +77,18 @@ class Machine(Section):
         if self.config_block is not None:
             params["config_block"] = self.config_block
         return params
+
+    @property
+    def report_deployment_name(self) -> str:
+        return f"{self.name}-monthly-report"
+
+    def report_parameters(self) -> dict[str, str]:
+        """The nightly run's, and the time zone whose months (and times) the report shows."""
+        return {**self.parameters(), "timezone": self.timezone}
+
+    def describe_report(self, directory: str | None = None) -> str:
+        where = directory or (str(self.directory) if self.directory else "general.directory")
+        return f"Monthly QA report of {self.name} (the previous month): {where}"
 
     def receiver_parameters(self) -> dict[str, Any]:
         assert self.receiver is not None and self.directory is not None  # checked when loaded
@@ -154,13 +170,16 @@ def _check_machine(m: Machine, where: tuple[str | int, ...], folder: Path, fail:
             (*where, "timezone"),
             f"unknown time zone {shown(m.timezone)}; use an IANA name such as Europe/Berlin",
         ) from None
-    try:
-        # The schedule model the server stores: what it accepts is exactly what will run.
-        CronSchedule(cron=m.cron, timezone=m.timezone)
-    except ValidationError:
-        raise fail(
-            (*where, "cron"), f'not a valid cron expression: {shown(m.cron)} (e.g. "0 2 * * *": 02:00 daily)'
-        ) from None
+    for key, cron in (("cron", m.cron), ("report-cron", m.report_cron)):
+        try:
+            # The schedule model the server stores: what it accepts is exactly what will run.
+            if cron is not None:
+                CronSchedule(cron=cron, timezone=m.timezone)
+        except ValidationError:
+            example = '"0 6 1 * *": 06:00 on the 1st' if key == "report-cron" else '"0 2 * * *": 02:00 daily'
+            raise fail(
+                (*where, key), f"not a valid cron expression: {shown(cron)} (e.g. {example})"
+            ) from None
     if m.receiver is not None and m.directory is None:
         raise fail((*where, "directory"), "required with receiver: received files go to <directory>/received")
     updates: dict[str, Any] = {}

@@ -1,6 +1,7 @@
 """Serve every machine's nightly deployment from one long-running process (docs/design.md section 2):
 the simple path for a single QA workstation. A machine with `watch: true` also gets its watch
-deployment, and one with a `receiver:` its DICOM receiver deployment, each started at once. Needs
+deployment, and one with a `receiver:` its DICOM receiver deployment, each started at once; each
+with a `report-cron` (the default) its monthly-report deployment. Needs
 `PREFECT_API_URL` of a running `prefect server start`: a temporary server has no scheduler, so no
 nightly run would ever start.
 
@@ -81,15 +82,33 @@ def receiver_options(machine: Machine) -> dict[str, Any]:
     }
 
 
+def report_options(machine: Machine) -> dict[str, Any]:
+    """On the 1st of each month (report-cron, in the machine's time zone): the previous month."""
+    assert machine.report_cron is not None
+    return {
+        "name": machine.report_deployment_name,
+        "schedules": [Cron(machine.report_cron, timezone=machine.timezone)],
+        "parameters": machine.report_parameters(),
+        "concurrency_limit": one_at_a_time(),
+        "description": machine.describe_report(),
+        "tags": machine.tags,
+        "entrypoint_type": EntrypointType.MODULE_PATH,
+    }
+
+
 def runner_deployments(machines: Machines) -> list[RunnerDeployment]:
     """The deployments `serve_machines` registers, as objects (for checks; nothing is sent)."""
+    from flows.monthly import monthly_report
     from flows.receive import receive_dicom
     from flows.watch import watch_directory
 
     nightly = [nightly_flow(m).to_deployment(**deployment_options(m)) for m in machines.machines]
     watches = [watch_directory.to_deployment(**watch_options(m)) for m in machines.machines if m.watch]
     receivers = [receive_dicom.to_deployment(**receiver_options(m)) for m in machines.machines if m.receiver]
-    return [cast(RunnerDeployment, d) for d in [*nightly, *watches, *receivers]]  # sync: not awaited
+    reports = [monthly_report.to_deployment(**report_options(m)) for m in machines.machines if m.report_cron]
+    return [
+        cast(RunnerDeployment, d) for d in [*nightly, *watches, *receivers, *reports]
+    ]  # sync: not awaited
 
 
 def serve_machines(machines: Machines) -> None:
@@ -105,6 +124,7 @@ def serve_machines(machines: Machines) -> None:
     from prefect.exceptions import TerminationSignal
     from prefect.runner import Runner
 
+    from flows.monthly import monthly_report
     from flows.receive import receive_dicom
     from flows.watch import watch_directory
 
@@ -126,6 +146,10 @@ def serve_machines(machines: Machines) -> None:
                 f"AE title {machine.receiver.ae_title}, port {machine.receiver.port}",
                 file=sys.stderr,
             )
+    for machine in machines.machines:
+        if machine.report_cron:
+            runner.add_flow(monthly_report, **report_options(machine))
+            print(f"reporting monthly with monthly-report/{machine.report_deployment_name}", file=sys.stderr)
     try:
         asyncio.run(runner.start())
     except (KeyboardInterrupt, TerminationSignal) as exc:

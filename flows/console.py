@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "analyse each new acquisition as it arrives (python -m flows.watch)",
     ),
     "record": ("flows.record", "main", "rebuild or export the QA record (python -m flows.record)"),
+    "report": ("flows.report", "main", "write and e-mail the monthly QA report (python -m flows.report)"),
     "baseline": ("flows.baseline", "main", "set, list and show baselines (python -m flows.baseline)"),
     "receive": (
         "deployments.receive",

@@ -33,6 +33,7 @@ from linac_qa.intake.classify import classify_files, in_batches
 from linac_qa.intake.discovery import Discovery, discover
 from linac_qa.intake.sources import SourceCopy, copy_from_sources
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Status
+from linac_qa.notify.message import NO_REMINDERS
 from linac_qa.notify.outbox import mail_outcome, queue_run_mail
 from linac_qa.notify.send import send_pending
 from linac_qa.notify.settings import EmailSettings
@@ -46,6 +47,7 @@ from linac_qa.records.reporting import (
     verdict_line,
 )
 from linac_qa.records.summary import NOT_JUDGED, Notification, RunSummary, counted, outcome, verdict
+from linac_qa.review.digest import reminders
 from linac_qa.run import Run
 
 
@@ -299,7 +301,12 @@ def send_notifications(run: Run, summary: RunSummary, trends: list[Latest] | Non
     logger = get_run_logger()
     email = run.settings.email
     try:
-        queue_run_mail(run.ledger, summary, email, run.run_id, run_link=flow_run_link(), trends=trends)
+        # In the local time zone: a scheduled test is due on a day of the clinic's.
+        now = dt.datetime.now().astimezone()
+        due = reminders(run.directory, run.settings, now) if email.enabled else NO_REMINDERS
+        queue_run_mail(
+            run.ledger, summary, email, run.run_id, run_link=flow_run_link(), trends=trends, reminders=due
+        )
     except Exception as exc:
         logger.exception("could not write this run's e-mail")
         detail = f"could not write the e-mail: {type(exc).__name__}: {exc}"

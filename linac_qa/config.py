@@ -33,6 +33,8 @@ MAX_TEXT = 4096
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # The unit is on every report, e-mail subject and Prefect artifact key.
 Unit = Annotated[str, StringConstraints(max_length=64)]
+# Section options that change no result, so not the config hash either (nor retry an error).
+UNANALYSED = frozenset({"schedule", "window-days"})
 
 
 class ExecutorSettings(Section):
@@ -118,8 +120,13 @@ class Settings(BaseModel):
 
     @property
     def hash(self) -> str:
-        # Provenance of the analyses: who gets the e-mail does not change a result.
-        analysed = {k: v for k, v in self.as_yaml_dict().items() if k != "email"}
+        # Provenance of the analyses: who gets the e-mail, or how often a test is due, does not
+        # change a result.
+        analysed = {
+            k: {o: x for o, x in v.items() if o not in UNANALYSED} if k in self.analyses else v
+            for k, v in self.as_yaml_dict().items()
+            if k != "email"
+        }
         canonical = json.dumps(analysed, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

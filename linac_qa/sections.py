@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from linac_qa.history.levels import LevelSpec
+from linac_qa.review.schedules import check_schedule
 
 # A real keyword is a word or two ("picket fence"); every file name and DICOM label is matched
 # against each one, and they appear in reasons and reports.
@@ -38,3 +39,12 @@ class AnalysisSettings(Section):
     # Tolerance and action levels per metric (linac_qa.history.levels); beside the section's own
     # criteria, which keep deciding as before.
     levels: dict[str, LevelSpec] = Field(default_factory=dict)
+    # How often the test is due (linac_qa.review.due): daily, weekly, monthly, annual or an RFC 5545
+    # rule; None: never due, so never overdue. `window_days`: the grace after each due date.
+    schedule: str | None = None
+    window_days: float = Field(default=0, ge=0)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        return None if value is None else check_schedule(value)

@@ -18,15 +18,19 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-def rows(directory: Path, machine: str | None = None) -> list[Row]:
-    """The record's rows (of one machine); none, and nothing created, without a record."""
+def rows(
+    directory: Path, machine: str | None = None, since: str | None = None, before: str | None = None
+) -> list[Row]:
+    """The record's rows (of one machine; acquired in [since, before) when given, as store.to_text);
+    none, and nothing created, without a record."""
     if not (directory / STATE_DIR / RECORD_FILE).is_file():
         return []
     record = Record(directory)
     try:
-        return record.rows(machine)
+        found = record.rows(machine)
     finally:
         record.close()
+    return [r for r in found if (since or "") <= r.acquired and (before is None or r.acquired < before)]
 
 
 def table_row(r: Row) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from linac_qa.model import ClassifiedFile, SkipReason, Status
 from linac_qa.records import versions
 from linac_qa.records.ledger import STATE_DIR, FileStamp, Known, Ledger
 from linac_qa.records.outputs import OUTPUT_EXTENSIONS, is_temporary
+from linac_qa.review.monthly import is_monthly_report
 
 # Names of files still being written by a copy tool or browser.
 IN_PROGRESS_SUFFIXES = (".part", ".partial", ".crdownload", ".filepart", ".tmp", ".download")
@@ -238,7 +239,11 @@ def _skip_by_name(name: str, own_suffix: str, avoid: list[str]) -> SkipReason | 
     if name.startswith(".") or name in ("Thumbs.db", "desktop.ini"):
         return SkipReason.HIDDEN
     stem, ext = os.path.splitext(lower)
-    if (ext in OUTPUT_EXTENSIONS and stem.endswith(own_suffix)) or is_dashboard(name):
+    if (
+        (ext in OUTPUT_EXTENSIONS and stem.endswith(own_suffix))
+        or is_dashboard(name)
+        or is_monthly_report(name)
+    ):
         return SkipReason.OWN_OUTPUT
     if lower.endswith(IN_PROGRESS_SUFFIXES):
         return SkipReason.UNSETTLED

@@ -40,6 +40,8 @@ RUN_LINK_TEXT = "This run in Prefect"
 NOT_JUDGED_HEADING = "Not judged (analysed, but no pass criterion was applied: configure one to judge these)"
 TOLERANCE_HEADING = "Tolerance level (passed, but beyond the tolerance level: please review)"
 DRIFT_HEADING = "Drift (still within tolerance, but the trend broke a control-chart rule: an early warning)"
+REVIEW_HINT = "python -m flows.review DIR list --pending"
+OVERDUE_HEADING = "Overdue tests (each section's schedule: in the config)"
 TRENDS_HEADING = "Trends of the failing and drifting metrics"
 COLOURS = {
     Status.FAILED: "#b00020",
@@ -62,6 +64,25 @@ class Outgoing:
     def as_bytes(self) -> bytes:
         # SMTP policy: CRLF line ends, as the wire wants them; every part is 7-bit clean (see _body).
         return self.message.as_bytes(policy=policy.SMTP)
+
+
+@dataclass(frozen=True)
+class Reminders:
+    """What a digest reminds of besides the run's results (linac_qa.review.digest): each a line."""
+
+    overdue: tuple[str, ...] = ()  # "TrueBeam1: picket fence overdue by 3 days (...)"
+    pending: tuple[str, ...] = ()  # results waiting for a person's review too long
+    pending_days: float = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.overdue or self.pending)
+
+    def sections(self) -> list[tuple[str, tuple[str, ...]]]:
+        waiting = f"Pending review for more than {self.pending_days:g} days ({REVIEW_HINT})"
+        return [(OVERDUE_HEADING, self.overdue), (waiting, self.pending)]
+
+
+NO_REMINDERS = Reminders()
 
 
 @dataclass(frozen=True)
@@ -117,6 +138,7 @@ def run_messages(
     note: str = "",
     run_link: str = "",
     trends: Sequence[Latest] | None = None,
+    reminders: Reminders = NO_REMINDERS,
 ) -> list[Outgoing]:
     """What a run sends: nothing, one digest, or one message per qualifying analysis. A digest lists
     every result not judged under its own heading; with `send: all` such results are reason enough for
@@ -125,13 +147,15 @@ def run_messages(
     `trends`: this run's value of each metric it measured, against the record (most urgent first,
     `linac_qa.history.latest.latest_first`); a digest lists those at tolerance level and those
     drifting under their own headings (either is reason enough for a digest: it asks for a look),
-    with a trend chart of each failing or drifting metric inline."""
+    with a trend chart of each failing or drifting metric inline. `reminders`: overdue tests and
+    results pending review too long, reason enough for a digest too (without the digest, a message
+    of their own); a night with none of these sends nothing."""
     chosen = qualifying(summary.results, email.send)
     unjudged = [r for r in summary.results if r.not_judged]
     trends = list(trends or ()) if email.digest else []
     flagged = [x for x in trends if x.standing in (TOLERANCE, DRIFT)]
     due = chosen + (unjudged if email.send == "all" else [])
-    if not (due or flagged) or not email.enabled:
+    if not (due or flagged or reminders) or not email.enabled:
         return []
     directory = Path(summary.directory)
     if email.digest:
@@ -139,13 +163,40 @@ def run_messages(
         counted = summary.results
         return [
             _results_message(
-                "digest", summary, listed, counted, email, unit, directory, note, run_link, trends
+                "digest", summary, listed, counted, email, unit, directory, note, run_link, trends, reminders
             )
         ]
-    return [
+    alone = [_reminder_message(email, unit, reminders)] if reminders else []
+    return alone + [
         _results_message("analysis", summary, [r], [r], email, unit, directory, note, run_link, [])
         for r in due
     ]
+
+
+def _reminder_message(email: EmailSettings, unit: str, reminders: Reminders) -> Outgoing:
+    n = len(reminders.overdue) + len(reminders.pending)
+    subject = f"{unit} QA: {len(reminders.overdue)} overdue, {len(reminders.pending)} pending review"
+    heading = f"{unit} QA: {n} reminder{'' if n == 1 else 's'}."
+    msg = _envelope(email, subject)
+    _body(msg, heading + "\n\n" + _reminders_text(reminders), _html_page(subject, _reminders_html(reminders)))
+    return Outgoing("reminder", subject, _sender(email), tuple(email.recipients), msg)
+
+
+def _reminders_text(reminders: Reminders) -> str:
+    lines: list[str] = []
+    for title, items in reminders.sections():
+        if items:
+            lines += [f"{title}:", "", *(f"  {item}" for item in items), ""]
+    return "\n".join(lines)
+
+
+def _reminders_html(reminders: Reminders) -> str:
+    e = html.escape
+    return "".join(
+        f"<h3>{e(title)}</h3><ul>{''.join(f'<li>{e(item)}</li>' for item in items)}</ul>"
+        for title, items in reminders.sections()
+        if items
+    )
 
 
 def quiet_message(
@@ -191,6 +242,23 @@ def plan_attachments(results: Sequence[AnalysisResult], directory: Path, max_byt
     return plan
 
 
+def report_message(
+    email: EmailSettings, machine: str, month: str, counts: str, files: Sequence[Path]
+) -> Outgoing:
+    """The monthly report (PDF) and its QuAAC export, attached, to the configured recipients."""
+    subject = f"{machine} QA report for {month}"
+    where = files[0].parent if files else ""
+    lines = [f"{machine}: the QA report for {month}. {counts}", f"Attached, and kept in {where}:"]
+    lines += [f"  {f.name}" for f in files]
+    msg = _envelope(email, subject)
+    page = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+    _body(msg, "\n".join(lines) + "\n", _html_page(subject, page))
+    for f in files:
+        subtype = "pdf" if f.suffix == ".pdf" else "json"
+        msg.add_attachment(f.read_bytes(), maintype="application", subtype=subtype, filename=f.name)
+    return Outgoing("report", subject, _sender(email), tuple(email.recipients), msg)
+
+
 def acquisition_name(result: AnalysisResult, *, with_date: bool = True) -> str:
     """What a physicist calls it, with no patient identifiers: a log is named by its type and date."""
     when = result.acquired.strftime("%Y-%m-%d %H:%M") if result.acquired else None
@@ -214,6 +282,7 @@ def _results_message(
     note: str,
     run_link: str,
     trends: list[Latest],
+    reminders: Reminders = NO_REMINDERS,
 ) -> Outgoing:
     n = counts(counted)
     subject = email.subject.format(unit=unit, counts=count_words(n), **n)
@@ -235,12 +304,15 @@ def _results_message(
     levels.append((DRIFT_HEADING, [x for x in trends if x.standing == DRIFT]))
     text = _text(heading, run_link, sections, unlisted, attachments, email.attachments_max_mb)
     text += _levels_text(levels)
+    if reminders:
+        text += "\n" + _reminders_text(reminders)
     msg = _envelope(email, subject)
     # Content-IDs in the sender's domain, as the Message-ID's (RFC 2392: globally unique).
     domain = msg["Message-ID"].rpartition("@")[2].rstrip(">")
     images = [(x, make_msgid(domain=domain), trend_png(x)) for x in charted(trends)]
     page = _html(heading, run_link, sections, unlisted, attachments, email.attachments_max_mb)
     page += _levels_html(levels, [(x, cid) for x, cid, _ in images])
+    page += _reminders_html(reminders)
     _body(msg, text, _html_page(subject, page))
     if images:
         # multipart/related inside the alternative: the HTML and the images it shows (cid: links),

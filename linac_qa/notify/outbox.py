@@ -22,7 +22,7 @@ from typing import Any
 from linac_qa.checkpoints import checkpoint
 from linac_qa.history.latest import Latest
 from linac_qa.model import AnalysisResult
-from linac_qa.notify.message import Outgoing, counts, quiet_message, run_messages
+from linac_qa.notify.message import NO_REMINDERS, Outgoing, Reminders, counts, quiet_message, run_messages
 from linac_qa.notify.settings import EmailSettings
 from linac_qa.records.ledger import Ledger, now_text
 from linac_qa.records.summary import Notification, RunSummary
@@ -187,11 +187,13 @@ def queue_run_mail(
     now: dt.datetime | None = None,
     run_link: str = "",
     trends: Sequence[Latest] | None = None,
+    reminders: Reminders = NO_REMINDERS,
 ) -> list[Outgoing]:
     """Note this run's activity; when e-mail is on, keep its messages in the ledger as pending,
     first those of earlier runs that died after recording results and before writing their own
     e-mail. Every result is marked as reported in the same transaction, messages or not.
-    `run_link` and `trends` (its metrics against the record): for this run's own messages."""
+    `run_link`, `trends` (its metrics against the record) and `reminders` (overdue tests, results
+    pending review too long): for this run's own messages."""
     now = now or dt.datetime.now(dt.UTC)
     checkpoint("queue-email")  # crash-safety tests: the results are recorded, their e-mail is not
     note_activity(ledger, summary, now)
@@ -202,23 +204,24 @@ def queue_run_mail(
         unit = unit_name(ledger, summary)
         for run in earlier:
             outgoing += run_messages(_interrupted(run, summary), email, unit, note=INTERRUPTED)
-        outgoing += run_messages(summary, email, unit, run_link=run_link, trends=trends)
+        outgoing += run_messages(summary, email, unit, run_link=run_link, trends=trends, reminders=reminders)
         last = quiet_since(ledger, email.quiet_days, now)
         if last is not None:
             outgoing.append(quiet_message(email, unit, summary.directory, last, now))
-    kept = [
-        NewMail(
-            kind=m.kind,
-            subject=m.subject,
-            sender=m.sender,
-            recipients=list(m.recipients),
-            message=m.as_bytes(),
-            message_id=m.message["Message-ID"],
-        )
-        for m in outgoing
-    ]
-    outbox.queue(run_id, kept, [run_id, *(r.run_id for r in earlier)])
+    outbox.queue(run_id, [kept(m) for m in outgoing], [run_id, *(r.run_id for r in earlier)])
     return outgoing
+
+
+def kept(m: Outgoing) -> NewMail:
+    """A message as the ledger keeps it until a server accepts it."""
+    return NewMail(
+        kind=m.kind,
+        subject=m.subject,
+        sender=m.sender,
+        recipients=list(m.recipients),
+        message=m.as_bytes(),
+        message_id=m.message["Message-ID"],
+    )
 
 
 def _interrupted(run: UnreportedRun, current: RunSummary) -> RunSummary:

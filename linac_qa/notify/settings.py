@@ -28,6 +28,9 @@ class EmailSettings(Section):
     subject: Annotated[str, StringConstraints(max_length=998)] = "{unit} QA: {counts}"
     attachments_max_mb: float = Field(default=10, ge=0)
     quiet_days: float = Field(default=3, ge=0)
+    # A result that needs review and has had no person's approval or rejection for this long is
+    # listed in the digest, and is reason enough for one; 0: never.
+    pending_days: float = Field(default=7, ge=0)
     timeout_seconds: float = Field(default=30, gt=0)
     retries: int = Field(default=2, ge=0, le=10)
     # A message handed to the server by a run that died before the answer may have been delivered:

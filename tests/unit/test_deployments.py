@@ -13,6 +13,7 @@ from deployments.generate import prefect_yaml
 from deployments.machines import (
     ENTRYPOINT,
     RECEIVE_ENTRYPOINT,
+    REPORT_ENTRYPOINT,
     WATCH_ENTRYPOINT,
     load_machines,
     parse_machines,
@@ -58,6 +59,7 @@ def test_example_machines_file_is_valid_and_resolves_paths_against_its_folder() 
         ({"config-block": "truebeam1"}, "machines.0.config-block", "not both"),
         ({"name": "TrueBeam 1"}, "machines.0.name", "lower-case letters"),
         ({"cron": None}, "machines.0.cron", "required"),
+        ({"report-cron": "on the 1st"}, "machines.0.report-cron", "06:00 on the 1st"),
         ({"retries": -1}, "machines.0.retries", "greater than or equal to 0"),
         ({"receiver": {"ae-title": "QA", "port": 104}}, "machines.0.receiver.allowed-callers", "required"),
         (
@@ -164,11 +166,27 @@ def test_prefect_yaml_registers_what_serve_serves() -> None:
         assert s.parameters == m.parameters()
     receiving = [m for m in machines.machines if m.receiver]
     assert receiving, "the example shows the receiver option"
-    for d, s, m in zip(spec[watches:], served[watches:], receiving, strict=True):
+    receivers = watches + len(receiving)
+    for d, s, m in zip(spec[watches:receivers], served[watches:receivers], receiving, strict=True):
         assert d["name"] == s.name == f"{m.name}-receiver"
         assert d["entrypoint"] == s.entrypoint == RECEIVE_ENTRYPOINT
         assert d["schedules"] == [] and not s.schedules
         assert d["parameters"] == s.parameters == m.receiver_parameters()
+    reporting = [m for m in machines.machines if m.report_cron]
+    assert reporting, "every machine has a monthly report by default"
+    for d, s, m in zip(spec[receivers:], served[receivers:], reporting, strict=True):
+        assert d["name"] == s.name == f"{m.name}-monthly-report"
+        assert d["entrypoint"] == s.entrypoint == REPORT_ENTRYPOINT
+        assert (
+            [(x["cron"], x["timezone"]) for x in d["schedules"]]
+            == [("0 6 1 * *", m.timezone)]
+            == [
+                (x.schedule.cron, x.schedule.timezone)  # type: ignore[union-attr]
+                for x in s.schedules or []
+            ]
+        )
+        resolved = {k: str(ROOT / v) if k == "config" else v for k, v in d["parameters"].items()}
+        assert resolved == s.parameters == {**m.parameters(), "timezone": m.timezone}
     for d, s, m in zip(spec[:nightly], served[:nightly], machines.machines, strict=True):
         assert d["entrypoint"] == s.entrypoint == ENTRYPOINT  # a module path, not a file path
         assert [(x["cron"], x["timezone"]) for x in d["schedules"]] == [
