@@ -16,6 +16,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "record": ("flows.record", "main", "rebuild or export the QA record (python -m flows.record)"),
     "baseline": ("flows.baseline", "main", "set, list and show baselines (python -m flows.baseline)"),
+    "review": (
+        "flows.review",
+        "main",
+        "list, approve, reject and comment on results (python -m flows.review)",
+    ),
     "receive": (
         "deployments.receive",
         "main",
