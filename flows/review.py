@@ -59,25 +59,23 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.action != "list":
         _check_decision(p, args)
+    from linac_qa.review import queue
+    from linac_qa.review.trail import Decision, Trail
+
     try:
-        since = _bound(args.since, end=False) if args.since else None
-        until = _bound(args.until, end=True) if args.until else None
+        since = queue.time_bound(args.since, end=False) if args.since else None
+        until = queue.time_bound(args.until, end=True) if args.until else None
     except ValueError as exc:
         p.error(str(exc))
     if (loaded := _load(args)) is None:
         return EXIT_USAGE
-    from linac_qa.review import queue
-    from linac_qa.review.trail import Decision, Trail
 
     trail = Trail(loaded[1])
     try:
         if args.action == "list":
             return _list(trail, args, since, until)
         try:
-            if args.pending:
-                ids = queue.pending(trail, until, args.machine)
-            else:
-                ids = queue.resolve(trail, args.ids)
+            ids = queue.chosen(trail, args.ids, until, args.machine)  # no IDs: --pending (checked)
             given = queue.decide(
                 trail, ids, Decision(args.action), args.by, args.comment, dt.datetime.now(dt.UTC)
             )
@@ -116,20 +114,6 @@ def _list(trail: Trail, args: argparse.Namespace, since: str | None, until: str 
     pending = sum(i.state is queue.State.PENDING for i in found)
     print(f"{len(shown)} result(s) listed; {pending} pending review", file=sys.stderr)
     return EXIT_OK
-
-
-def _bound(text: str, *, end: bool) -> str:
-    """A trail time from DATE or DATE-TIME (local unless it says otherwise); a date alone ends at the
-    end of that day."""
-    from linac_qa.history.store import to_text
-
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"not a date: {text!r} (e.g. 2024-03-31 or 2024-03-31T18:00)") from None
-    if end and len(text) == 10:
-        when += dt.timedelta(days=1, microseconds=-1)
-    return to_text(when if when.tzinfo else when.astimezone())
 
 
 if __name__ == "__main__":

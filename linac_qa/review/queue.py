@@ -167,6 +167,23 @@ def resolve(trail: Trail, ids: Iterable[str]) -> list[str]:
     return found
 
 
+def chosen(trail: Trail, typed: list[str], until: str | None, machine: str | None = None) -> list[str]:
+    """The results a person named, or (none named) every one pending review up to `until`."""
+    return resolve(trail, typed) if typed else pending(trail, until, machine)
+
+
+def time_bound(text: str, *, end: bool) -> str:
+    """A trail time from a date or date-time (local unless it says otherwise); a date alone, as an
+    end, is the end of that day. ValueError when it is neither."""
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not a date: {text!r} (e.g. 2024-03-31 or 2024-03-31T18:00)") from None
+    if end and len(text) == 10:
+        when += dt.timedelta(days=1, microseconds=-1)
+    return to_text(when if when.tzinfo else when.astimezone())
+
+
 def pending(trail: Trail, until: str | None = None, machine: str | None = None) -> list[str]:
     """The result ids pending review acquired up to `until`, oldest first."""
     return [i.entry.result_id for i in items(trail, machine, until=until) if i.state is State.PENDING]

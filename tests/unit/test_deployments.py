@@ -13,6 +13,7 @@ from deployments.generate import prefect_yaml
 from deployments.machines import (
     ENTRYPOINT,
     RECEIVE_ENTRYPOINT,
+    REVIEW_ENTRYPOINT,
     WATCH_ENTRYPOINT,
     load_machines,
     parse_machines,
@@ -164,11 +165,17 @@ def test_prefect_yaml_registers_what_serve_serves() -> None:
         assert s.parameters == m.parameters()
     receiving = [m for m in machines.machines if m.receiver]
     assert receiving, "the example shows the receiver option"
-    for d, s, m in zip(spec[watches:], served[watches:], receiving, strict=True):
+    receivers = watches + len(receiving)
+    for d, s, m in zip(spec[watches:receivers], served[watches:receivers], receiving, strict=True):
         assert d["name"] == s.name == f"{m.name}-receiver"
         assert d["entrypoint"] == s.entrypoint == RECEIVE_ENTRYPOINT
         assert d["schedules"] == [] and not s.schedules
         assert d["parameters"] == s.parameters == m.receiver_parameters()
+    for d, s, m in zip(spec[receivers:], served[receivers:], machines.machines, strict=True):
+        assert d["name"] == s.name == f"{m.name}-review"  # every machine, beside its nightly run
+        assert d["entrypoint"] == s.entrypoint == REVIEW_ENTRYPOINT
+        assert d["schedules"] == [] and not s.schedules  # run from the UI
+        assert s.parameters == m.parameters()
     for d, s, m in zip(spec[:nightly], served[:nightly], machines.machines, strict=True):
         assert d["entrypoint"] == s.entrypoint == ENTRYPOINT  # a module path, not a file path
         assert [(x["cron"], x["timezone"]) for x in d["schedules"]] == [

@@ -114,10 +114,10 @@ def test_no_command_changes_or_removes_an_audit_row(
 
 
 def test_dates_are_whole_local_days() -> None:
-    end = review_cli._bound("2024-03-05", end=True)
-    start = review_cli._bound("2024-03-05", end=False)
+    end = queue.time_bound("2024-03-05", end=True)
+    start = queue.time_bound("2024-03-05", end=False)
     assert dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start) == dt.timedelta(
         days=1, microseconds=-1
     )
     with pytest.raises(ValueError, match="not a date"):
-        review_cli._bound("March", end=False)
+        queue.time_bound("March", end=False)
