@@ -1,9 +1,10 @@
 """`review-qa`: the review queue in the Prefect UI. Deployed per machine as `<machine>-review` (no
 schedule): a physicist opens the deployment, clicks Run and fills the form (reviewer, decision,
 comment, which results); the run appends the reviews to the trail, as `python -m flows.review` does,
-and ends named by what it recorded ("Completed: 12 approved")."""
+and ends named by what it recorded ("Completed: 12 approved").
 
-from __future__ import annotations
+No `from __future__ import annotations` here: Prefect validates a run's parameters against the
+signature's types, which must be real objects, not strings to resolve."""
 
 import datetime as dt
 from typing import Literal

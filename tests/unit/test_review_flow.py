@@ -37,6 +37,14 @@ def test_a_cli_review_and_a_flow_review_of_one_result_both_stay_in_order(tmp_pat
     assert mine == [(Decision.COMMENT, "CLI"), (Decision.APPROVE, "UI"), (Decision.COMMENT, "UI")]
 
 
+def test_the_form_s_values_validate_as_a_deployment_run_sends_them() -> None:
+    sent = {"reviewer": "AP", "decision": "reject", "results": ["3f9a1c2"], "until": "2024-03-31"}
+    checked = review_qa.validate_parameters(sent)
+    assert checked["until"] == dt.date(2024, 3, 31) and checked["results"] == ["3f9a1c2"]
+    with pytest.raises(Exception, match="decision"):
+        review_qa.validate_parameters({**sent, "decision": "sign"})
+
+
 def test_the_pending_artifact_lists_what_waits_and_links_to_the_review_deployment(tmp_path: Path) -> None:
     trail = Trail(tmp_path)
     try:
