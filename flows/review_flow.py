@@ -25,7 +25,7 @@ def review_qa(
     reviewer: str,
     decision: Literal["approve", "reject", "comment"] = "approve",
     comment: str = "",
-    results: list[str] | None = None,
+    results: tuple[str, ...] = (),  # the form shows a list, empty by default
     until: dt.date | None = None,
     directory: str | None = None,
     config: str | None = None,
@@ -50,7 +50,7 @@ def review_qa(
     last_day = (until or dt.date.today()).isoformat()
     trail = Trail(root)
     try:
-        ids = queue.chosen(trail, results or [], queue.time_bound(last_day, end=True))
+        ids = queue.chosen(trail, list(results), queue.time_bound(last_day, end=True))
         given = queue.decide(trail, ids, Decision(decision), reviewer, comment, dt.datetime.now(dt.UTC))
     finally:
         trail.close()

@@ -28,7 +28,7 @@ def test_a_cli_review_and_a_flow_review_of_one_result_both_stay_in_order(tmp_pat
         )
         assert state.name == "Completed: 3 approved"  # March 2 to 4, the commented one included
         named = review_qa.fn(
-            reviewer="UI", decision="comment", comment="seen", results=[short], directory=str(tmp_path)
+            reviewer="UI", decision="comment", comment="seen", results=(short,), directory=str(tmp_path)
         )
         assert named.name == "Completed: 1 commented"
         with pytest.raises(queue.ReviewError, match="reject needs a comment"):
@@ -40,7 +40,7 @@ def test_a_cli_review_and_a_flow_review_of_one_result_both_stay_in_order(tmp_pat
 def test_the_form_s_values_validate_as_a_deployment_run_sends_them() -> None:
     sent = {"reviewer": "AP", "decision": "reject", "results": ["3f9a1c2"], "until": "2024-03-31"}
     checked = review_qa.validate_parameters(sent)
-    assert checked["until"] == dt.date(2024, 3, 31) and checked["results"] == ["3f9a1c2"]
+    assert checked["until"] == dt.date(2024, 3, 31) and list(checked["results"]) == ["3f9a1c2"]
     with pytest.raises(Exception, match="decision"):
         review_qa.validate_parameters({**sent, "decision": "sign"})
 
