@@ -24,6 +24,7 @@ from deployments.machines import (
     ENTRYPOINT,
     RECEIVE_ENTRYPOINT,
     REPORT_ENTRYPOINT,
+    REVIEW_ENTRYPOINT,
     WATCH_ENTRYPOINT,
     Machine,
     Machines,
@@ -45,6 +46,9 @@ HEADER = """\
 # and a `<name>-receiver` one (a DICOM receiver) with
 #   prefect deployment run 'receive-dicom/<name>-receiver'
 # A `<name>-monthly-report` deployment writes and e-mails the previous month's QA report on the 1st.
+# A `<name>-review` deployment has no schedule either: a physicist runs it from the UI (the form
+# asks for the reviewer, the decision, a comment and which results), or
+#   prefect deployment run 'review-qa/<name>-review' --param reviewer="A. Physicist"
 """
 
 
@@ -127,6 +131,20 @@ def report_deployment(machine: Machine, machines: Machines, base: Path) -> dict[
     }
 
 
+def review_deployment(machine: Machine, machines: Machines, base: Path) -> dict[str, Any]:
+    """No schedule and no concurrency limit: run from the UI, its form filled by a physicist."""
+    nightly = deployment(machine, machines, base)
+    return {
+        "name": machine.review_deployment_name,
+        "entrypoint": REVIEW_ENTRYPOINT,
+        "description": machine.describe_review(nightly["parameters"].get("directory")),
+        "tags": nightly["tags"],
+        "parameters": nightly["parameters"],
+        "schedules": [],
+        "work_pool": {"name": machines.pool_of(machine)},
+    }
+
+
 def prefect_yaml(machines: Machines, base: Path = PROJECT_ROOT) -> str:
     base = base.resolve()
     machines_file = _path(Path(machines.source).resolve(), base)
@@ -145,7 +163,8 @@ def prefect_yaml(machines: Machines, base: Path = PROJECT_ROOT) -> str:
         "deployments": [deployment(m, machines, base) for m in machines.machines]
         + [watch_deployment(m, machines, base) for m in machines.machines if m.watch]
         + [receiver_deployment(m, machines) for m in machines.machines if m.receiver]
-        + [report_deployment(m, machines, base) for m in machines.machines if m.report_cron],
+        + [report_deployment(m, machines, base) for m in machines.machines if m.report_cron]
+        + [review_deployment(m, machines, base) for m in machines.machines],
     }
     return header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
 

@@ -26,6 +26,7 @@ ENTRYPOINT = "flows.process.process_directory"
 WATCH_ENTRYPOINT = "flows.watch.watch_directory"
 RECEIVE_ENTRYPOINT = "flows.receive.receive_dicom"
 REPORT_ENTRYPOINT = "flows.monthly.monthly_report"
+REVIEW_ENTRYPOINT = "flows.review_flow.review_qa"
 DEFAULT_WORK_POOL = "linac-qa"
 
 # A deployment name is `<name>-nightly` and appears in URLs and shell commands: keep it plain.
@@ -67,6 +68,10 @@ class Machine(Section):
     def receiver_deployment_name(self) -> str:
         return f"{self.name}-receiver"
 
+    @property
+    def review_deployment_name(self) -> str:
+        return f"{self.name}-review"
+
     def parameters(self) -> dict[str, str]:
         """The flow parameters this machine's deployment passes (only those it sets)."""
         params: dict[str, str] = {}
@@ -105,6 +110,10 @@ class Machine(Section):
 
     def describe_receiver(self) -> str:
         return f"DICOM receiver of {self.name}: into {self.directory}/received"
+
+    def describe_review(self, directory: str | None = None) -> str:
+        where = directory or (str(self.directory) if self.directory else "general.directory")
+        return f"QA review of {self.name}: {where} (Run, then approve, reject or comment)"
 
     def describe_watch(self, directory: str | None = None) -> str:
         where = directory or (str(self.directory) if self.directory else "general.directory")

@@ -1,7 +1,8 @@
 """Serve every machine's nightly deployment from one long-running process (docs/design.md section 2):
-the simple path for a single QA workstation. A machine with `watch: true` also gets its watch
-deployment, and one with a `receiver:` its DICOM receiver deployment, each started at once; each
-with a `report-cron` (the default) its monthly-report deployment. Needs
+the simple path for a single QA workstation. Each machine also gets its `<name>-review` deployment
+of the review-qa flow (no schedule: run from the UI), and with a `report-cron` (the default) its
+monthly-report deployment. A machine with `watch: true` also gets its watch deployment, and one with
+a `receiver:` its DICOM receiver deployment, each started at once. Needs
 `PREFECT_API_URL` of a running `prefect server start`: a temporary server has no scheduler, so no
 nightly run would ever start.
 
@@ -96,18 +97,32 @@ def report_options(machine: Machine) -> dict[str, Any]:
     }
 
 
+def review_options(machine: Machine) -> dict[str, Any]:
+    """No schedule: a physicist runs it from the UI, filling the form. No concurrency limit either:
+    reviews are appended to the trail one at a time by SQLite, whoever gives them."""
+    return {
+        "name": machine.review_deployment_name,
+        "parameters": machine.parameters(),
+        "description": machine.describe_review(),
+        "tags": machine.tags,
+        "entrypoint_type": EntrypointType.MODULE_PATH,
+    }
+
+
 def runner_deployments(machines: Machines) -> list[RunnerDeployment]:
     """The deployments `serve_machines` registers, as objects (for checks; nothing is sent)."""
     from flows.monthly import monthly_report
     from flows.receive import receive_dicom
+    from flows.review_flow import review_qa
     from flows.watch import watch_directory
 
     nightly = [nightly_flow(m).to_deployment(**deployment_options(m)) for m in machines.machines]
     watches = [watch_directory.to_deployment(**watch_options(m)) for m in machines.machines if m.watch]
     receivers = [receive_dicom.to_deployment(**receiver_options(m)) for m in machines.machines if m.receiver]
     reports = [monthly_report.to_deployment(**report_options(m)) for m in machines.machines if m.report_cron]
+    reviews = [review_qa.to_deployment(**review_options(m)) for m in machines.machines]
     return [
-        cast(RunnerDeployment, d) for d in [*nightly, *watches, *receivers, *reports]
+        cast(RunnerDeployment, d) for d in [*nightly, *watches, *receivers, *reports, *reviews]
     ]  # sync: not awaited
 
 
@@ -126,12 +141,15 @@ def serve_machines(machines: Machines) -> None:
 
     from flows.monthly import monthly_report
     from flows.receive import receive_dicom
+    from flows.review_flow import review_qa
     from flows.watch import watch_directory
 
     runner = Runner(name="linac-qa-flows", pause_on_shutdown=False)
     for machine in machines.machines:
         runner.add_flow(nightly_flow(machine), **deployment_options(machine))
+        runner.add_flow(review_qa, **review_options(machine))
         print(f"serving process-directory/{machine.deployment_name}: {machine.summary()}", file=sys.stderr)
+        print(f"serving review-qa/{machine.review_deployment_name}", file=sys.stderr)
     for machine in machines.machines:
         if machine.watch:
             runner.add_flow(watch_directory, **watch_options(machine))

@@ -17,6 +17,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "record": ("flows.record", "main", "rebuild or export the QA record (python -m flows.record)"),
     "report": ("flows.report", "main", "write and e-mail the monthly QA report (python -m flows.report)"),
     "baseline": ("flows.baseline", "main", "set, list and show baselines (python -m flows.baseline)"),
+    "review": (
+        "flows.review",
+        "main",
+        "list, approve, reject and comment on results (python -m flows.review)",
+    ),
     "receive": (
         "deployments.receive",
         "main",

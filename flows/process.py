@@ -21,6 +21,7 @@ from flows.tasks import (
     analysis_subflow,
     copy_sources,
     named_completion,
+    pending_reviews,
     plan_in_tasks,
     publish_results,
     record_views,
@@ -110,6 +111,7 @@ def process_directory(
                 # Only now: every result is recorded and its outputs written. Under the directory's
                 # lock, so two runs never send the same pending message, nor write one dashboard.
                 trends = record_views(root, summary, series_for)
+                pending_reviews(root, summary)
                 send_notifications(run, summary, trends)
             finally:
                 run.finish(summary)

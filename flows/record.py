@@ -26,7 +26,8 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m flows.record",
         description="The QA record of DIR: every analysed result's metrics with their acquisition time, "
         "baseline and level (DIR/.linac-qa/record.sqlite). `rebuild` makes it again from the outputs' "
-        ".json (an archive analysed before the record existed, or a deleted record); baselines are kept. "
+        ".json (an archive analysed before the record existed, or a deleted record); baselines are kept, "
+        "and the results are put in the review trail (its reviews are never touched). "
         "`export` writes it as a CSV table or a QuAAC document (pylinac's QA exchange format: a data "
         "point per value at its acquisition time, the machine as equipment, each result's PDF attached).",
         epilog=HELP,
@@ -66,7 +67,10 @@ def _rebuild(root: Path, output_directory: Path | None) -> int:
         done = rebuild(root, output_directory)
     for name in done.unreadable:
         print(f"unreadable: {name}", file=sys.stderr)
-    print(f"{root}: {done.rows} value(s) from {done.documents} result(s); {len(done.unreadable)} unreadable")
+    print(
+        f"{root}: {done.rows} value(s) from {done.documents} result(s); {len(done.unreadable)} unreadable;"
+        f" {done.entries} result(s) in the review trail"
+    )
     return EXIT_PROBLEMS if done.unreadable else EXIT_OK
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from prefect import flow, get_run_logger, task, unmapped
+from prefect import flow, get_client, get_run_logger, task, unmapped
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
@@ -47,7 +47,10 @@ from linac_qa.records.reporting import (
     verdict_line,
 )
 from linac_qa.records.summary import NOT_JUDGED, Notification, RunSummary, counted, outcome, verdict
+from linac_qa.review import queue
 from linac_qa.review.digest import reminders
+from linac_qa.review.text import pending_markdown
+from linac_qa.review.trail import REVIEWED, Trail
 from linac_qa.run import Run
 
 
@@ -274,6 +277,65 @@ def record_views(directory: Path, summary: RunSummary, series_for: SeriesFor) ->
         get_run_logger().warning("the dashboard was not refreshed: %s", state.message)
         return []
     return cast("list[Latest]", state.result())
+
+
+@task(name="pending review", cache_policy=NO_CACHE)
+def publish_pending_reviews(directory: Path, summary: RunSummary) -> int:
+    """For each machine this run has results of: what is pending review in its trail, as a markdown
+    artifact keyed by the machine, with a link to the machine's review deployment. Returns how many
+    results are pending."""
+    machines = sorted(
+        {r.unit or "" for r in summary.results if r.status in REVIEWED and r.analysis}
+        | ({summary.unit} if summary.unit else set())  # a night with nothing new still lists them
+    )
+    if not machines:
+        return 0
+    link = review_deployment_link()
+    trail = Trail(directory)
+    try:
+        waiting = 0
+        for machine in machines:
+            found = queue.items(trail, machine)
+            label = machine or directory.name
+            markdown = pending_markdown(found, label, link)
+            waiting += sum(i.state is queue.State.PENDING for i in found)
+            create_markdown_artifact(
+                key=artifact_key("qa-review", label),
+                markdown=markdown,
+                description=f"{label}: results pending review",
+            )
+        return waiting
+    finally:
+        trail.close()
+
+
+def review_deployment_link() -> str:
+    """The UI page of the review deployment beside this run's nightly one (`<name>-review` beside
+    `<name>-nightly`); none for a run that no such deployment started, or without a UI."""
+    from prefect.exceptions import ObjectNotFound
+
+    ui = get_current_settings().ui_url
+    context = FlowRunContext.get()
+    if not ui or context is None or context.flow_run is None or context.flow_run.deployment_id is None:
+        return ""
+    with get_client(sync_client=True) as client:
+        nightly = client.read_deployment(context.flow_run.deployment_id)
+        if not nightly.name.endswith("-nightly"):
+            return ""
+        try:
+            review = client.read_deployment_by_name(
+                f"review-qa/{nightly.name.removesuffix('-nightly')}-review"
+            )
+        except ObjectNotFound:
+            return ""
+    return f"{ui.rstrip('/')}/deployments/deployment/{review.id}"
+
+
+def pending_reviews(directory: Path, summary: RunSummary) -> None:
+    """`publish_pending_reviews`, whose failure never changes a run's results or exit status."""
+    state = publish_pending_reviews(directory, summary, return_state=True)
+    if state.is_failed():
+        get_run_logger().warning("the pending-review artifact was not written: %s", state.message)
 
 
 @task(name="notify", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)

@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import shutil
 import sqlite3
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -36,6 +37,8 @@ from linac_qa.records import versions
 from linac_qa.records.ledger import STATE_DIR, FileStamp, Ledger
 from linac_qa.records.outputs import distinct_stems, remove_stale_temporaries, run_stamp
 from linac_qa.records.summary import RunSummary, skipped_counts
+from linac_qa.review import queue
+from linac_qa.review.trail import TRAIL_FILE, Trail, entry_of
 
 # What the run writes in its state folder; a symbolic link planted under one of these names would
 # make the run write (or truncate) its target, anywhere.
@@ -46,7 +49,11 @@ STATE_FILES = (
     "ledger.sqlite-wal",
     "ledger.sqlite-shm",
     "ledger.sqlite-journal",
-    *(f"{name}{end}" for name in (RECORD_FILE, BASELINES_FILE) for end in ("", "-wal", "-shm", "-journal")),
+    *(
+        f"{name}{end}"
+        for name in (RECORD_FILE, BASELINES_FILE, TRAIL_FILE)
+        for end in ("", "-wal", "-shm", "-journal")
+    ),
 )
 SCRATCH = "tmp"  # DIR/.linac-qa/tmp: zips are extracted here; emptied at the start and end of each run
 
@@ -226,6 +233,8 @@ class Run:
     results: list[AnalysisResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     history: History | None = None  # the record and baselines, opened at the first analysed result
+    trail: Trail | None = None  # the review trail, opened at the first result that reached a verdict
+    trail_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.ledger.start_run(self.run_id, self.started)
@@ -325,7 +334,9 @@ class Run:
                 files.append(FileStamp(rel, seen.size, seen.mtime_ns))
             else:
                 files.append(FileStamp(rel, hashed.size, hashed.mtime_ns, hashed.sha256))
-        self.judge(result, {f.path: f.sha256 for f in files if f.sha256})
+        sources = {f.path: f.sha256 for f in files if f.sha256}
+        self.judge(result, sources)
+        self.add_to_trail(result, sources)  # judged: its level and drift warnings are known
         retried = sorted({self.retried[rel] for rel in result.files if rel in self.retried})
         # Said on the result, so that a verdict where the last run had an error is not a mystery.
         result.warnings.extend(f"an earlier error retried: {why}" for why in retried)
@@ -349,11 +360,32 @@ class Run:
             if problem not in self.warnings:
                 self.warnings.append(problem)
 
+    def add_to_trail(self, result: AnalysisResult, sources: dict[str, str]) -> None:
+        """Into the review trail (errors too), a clean result auto-reviewed. A trail that cannot be
+        written is a warning of the run, never a stopped batch."""
+        now = dt.datetime.now(dt.UTC)
+        entry = entry_of(result, sources, now)
+        if entry is None:
+            return
+        try:
+            with self.trail_lock:
+                if self.trail is None:
+                    self.trail = Trail(self.directory)
+                queue.record(self.trail, entry, now)
+        except (sqlite3.Error, OSError) as exc:
+            problem = f"the review trail could not be updated: {type(exc).__name__}: {exc}"
+            if problem not in self.warnings:
+                self.warnings.append(problem)
+
     def close_history(self) -> None:
         if self.history is not None:
             with self.history.lock:
                 self.history.close()
             self.history = None
+        with self.trail_lock:
+            if self.trail is not None:
+                self.trail.close()
+                self.trail = None
 
     def record_outcome(self, job: Job, outcome: JobOutcome) -> None:
         checkpoint("before-ledger")  # the outputs exist; a kill here leaves them for adoption

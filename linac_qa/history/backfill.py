@@ -17,36 +17,53 @@ from linac_qa.history.record import Record, Row, rows_of
 from linac_qa.model import AnalysisResult, MetricLevel, Status
 from linac_qa.records.ledger import STATE_DIR
 from linac_qa.records.outputs import display_path, is_temporary
+from linac_qa.review.trail import Entry, Trail, entry_of
 
 
 @dataclass
 class Rebuilt:
     rows: int = 0
     documents: int = 0  # ours, read
+    entries: int = 0  # results put in the review trail
     unreadable: list[str] = field(default_factory=list)  # ours by name, but not readable as ours
 
 
 def rebuild(directory: Path, output_directory: Path | None = None) -> Rebuilt:
     """Every row again from the `.json` documents under DIR (and the output directory), replacing
-    the record's rows; baselines are not touched (they are not in the outputs)."""
+    the record's rows; baselines are not touched (they are not in the outputs). Each result goes
+    into the review trail as well (its row replaced, its reviews never touched: a back-filled result
+    is not auto-reviewed, since nobody applied the rule when it was recorded)."""
     done = Rebuilt()
     rows: list[Row] = []
+    entries: list[Entry] = []
     folders = [directory] + ([output_directory] if output_directory and output_directory != directory else [])
     for path in (p for folder in folders for p in documents(folder)):
         try:
-            found = rows_of_document(path, directory)
+            found = result_of_document(path, directory)
         except (OSError, ValueError, KeyError, TypeError, ValidationError):
             done.unreadable.append(display_path(path, directory))
             continue
         if found is None:
             continue
         done.documents += 1
-        rows.extend(found)
+        result, sources, analysed = found
+        rows.extend(rows_of(result, sources))
+        if (entry := entry_of(result, sources, analysed)) is not None:
+            entries.append(entry)
     record = Record(directory)
     try:
         done.rows = record.replace_all(rows)
     finally:
         record.close()
+    trail = Trail(directory)
+    try:
+        with trail.conn:  # one transaction: thousands of results in a moment
+            trail.conn.execute("BEGIN")
+            for entry in entries:
+                trail.add(entry)
+    finally:
+        trail.close()
+    done.entries = len(entries)
     return done
 
 
@@ -60,13 +77,17 @@ def documents(folder: Path) -> Iterator[Path]:
                 yield Path(base) / name
 
 
-def rows_of_document(path: Path, directory: Path) -> list[Row] | None:
-    """The rows of one of our `.json` documents; None for a JSON file that is not ours."""
+def result_of_document(
+    path: Path, directory: Path
+) -> tuple[AnalysisResult, dict[str, str], dt.datetime] | None:
+    """The result one of our `.json` documents keeps, its sources' hashes and when it was analysed
+    (else the document's modification time); None for a JSON file that is not ours."""
     data = json.loads(path.read_text(encoding="utf-8"))
     ours: dict[str, Any] | None = data.get("linac-qa-flows") if isinstance(data, dict) else None
     if not isinstance(ours, dict) or "metrics" not in ours:
         return None
-    inputs = (ours.get("provenance") or {}).get("inputs") or {}
+    provenance = ours.get("provenance") or {}
+    inputs = provenance.get("inputs") or {}
     sources = inputs.get("sha256") or {}
     if not sources and inputs.get("combined_sha256"):
         sources = {"combined_sha256": inputs["combined_sha256"]}
@@ -83,5 +104,14 @@ def rows_of_document(path: Path, directory: Path) -> list[Row] | None:
         acquired=dt.datetime.fromisoformat(ours["acquired"]) if ours.get("acquired") else None,
         variant=ours.get("variant"),
         levels={m: MetricLevel.model_validate(j) for m, j in (ours.get("levels") or {}).items()},
+        level=ours.get("level"),
+        judged=bool(ours.get("judged")),
+        warnings=ours.get("warnings") or [],
     )
-    return rows_of(result, sources)
+    analysed = provenance.get("analysed")
+    when = dt.datetime.fromisoformat(analysed) if analysed else _modified(path)
+    return result, sources, when
+
+
+def _modified(path: Path) -> dt.datetime:
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)

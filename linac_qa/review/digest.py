@@ -10,9 +10,9 @@ from linac_qa.config import Settings
 from linac_qa.history.store import from_text
 from linac_qa.notify.message import Reminders
 from linac_qa.records.ledger import STATE_DIR
+from linac_qa.review import queue
 from linac_qa.review.due import due_list, schedules_of
-from linac_qa.review.pending import waiting_longer_than
-from linac_qa.review.trail import TRAIL_FILE, Entry, Review, Trail
+from linac_qa.review.trail import TRAIL_FILE, Entry, Trail
 
 
 def reminders(directory: Path, settings: Settings, now: dt.datetime) -> Reminders:
@@ -21,22 +21,26 @@ def reminders(directory: Path, settings: Settings, now: dt.datetime) -> Reminder
     days = settings.email.pending_days
     if not schedules and not days:
         return Reminders()
-    entries, reviews = _trail(directory)
-    unit = settings.general.unit
-    if unit:  # the config names the machine: its other machines' results are not its business
-        entries = [e for e in entries if e.machine == unit]
+    unit = settings.general.unit or None  # when the config names the machine, only its results
+    items = _items(directory, unit)
+    entries = [i.entry for i in items]
     overdue = [d.text() for d in due_list(entries, schedules, now, [unit] if unit else []) if d.overdue]
-    waiting = waiting_longer_than(entries, reviews, days, now) if days else []
+    limit = now - dt.timedelta(days=days)
+    waiting = [
+        i.entry
+        for i in items
+        if days and i.state is queue.State.PENDING and from_text(i.entry.recorded) < limit
+    ]
     return Reminders(tuple(overdue), tuple(_waiting(e, now) for e in waiting), days)
 
 
-def _trail(directory: Path) -> tuple[list[Entry], list[Review]]:
+def _items(directory: Path, machine: str | None) -> list[queue.Item]:
     """Read without creating it: a directory whose runs have recorded nothing has none yet."""
     if not (directory / STATE_DIR / TRAIL_FILE).is_file():
-        return [], []
+        return []
     trail = Trail(directory)
     try:
-        return trail.entries(), trail.reviews()
+        return queue.items(trail, machine)
     finally:
         trail.close()
 

@@ -27,9 +27,8 @@ from linac_qa.history.store import from_text, to_text
 from linac_qa.model import Status
 from linac_qa.records.outputs import staged_outputs
 from linac_qa.records.reporting import mark
+from linac_qa.review import queue
 from linac_qa.review.due import Schedule, done_days, missed
-from linac_qa.review.pending import needs_review, signed
-from linac_qa.review.supersede import superseded_by
 from linac_qa.review.trail import Decision, Entry, Review, Trail
 
 PREFIX = "qa-report-"
@@ -81,6 +80,7 @@ class Line:
     values: list[Row]
     reviews: list[Review]
     repeated: Entry | None  # the later pass that superseded this failure
+    state: queue.State
     provenance: dict[str, Any]  # from the result's `.json`; empty when it cannot be read
 
 
@@ -99,7 +99,7 @@ class MonthReport:
 
     @property
     def pending(self) -> list[Line]:
-        return [x for x in self.lines if needs_review(x.entry) and x.entry.result_id not in signed(x.reviews)]
+        return [x for x in self.lines if x.state is queue.State.PENDING]
 
 
 def gather(
@@ -116,20 +116,17 @@ def gather(
     try:
         everything = trail.entries(machine)
         # An error before any acquisition time was read belongs to the month it was recorded in.
-        chosen = [e for e in everything if since <= (e.acquired or e.recorded) < before]
-        reviews = trail.reviews([e.result_id for e in chosen])
+        chosen = [i for i in queue.items(trail, machine) if since <= _dated(i.entry) < before]
     finally:
         trail.close()
     values: dict[str, list[Row]] = defaultdict(list)
     for row in export.rows(directory, machine, since, before):
         values[row.result_id].append(row)
-    given: dict[str, list[Review]] = defaultdict(list)
-    for review in reviews:
-        given[review.result_id].append(review)
-    repeats = superseded_by(everything)
     lines = [
-        Line(e, values[e.result_id], given[e.result_id], repeats.get(e.result_id), provenance(directory, e))
-        for e in sorted(chosen, key=lambda e: e.acquired or e.recorded)
+        Line(
+            i.entry, values[i.entry.result_id], i.reviews, i.repeated, i.state, provenance(directory, i.entry)
+        )
+        for i in chosen
     ]
     gaps = [
         (analysis, plan.schedule, day)
@@ -143,6 +140,10 @@ def gather(
         )
     ]
     return MonthReport(machine, month, tz, lines, sorted(gaps, key=lambda g: (g[2], g[0])), now)
+
+
+def _dated(e: Entry) -> str:
+    return e.acquired or e.recorded
 
 
 def provenance(directory: Path, e: Entry) -> dict[str, Any]:
@@ -277,7 +278,7 @@ def _reviews(x: Line, tz: dt.tzinfo) -> str:
         + (f" ({r.rule})" if r.rule else "")
         for r in x.reviews
     ]
-    if needs_review(x.entry) and x.entry.result_id not in signed(x.reviews):
+    if x.state is queue.State.PENDING:
         shown.append("PENDING REVIEW")
     return "\n".join(shown) or "no review needed"
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from linac_qa.history.record import Record, Row
 from linac_qa.history.series import Level, SeriesKey
-from linac_qa.history.store import to_text
+from linac_qa.history.store import from_text, to_text
 from linac_qa.model import MetricLevel
+from linac_qa.review import queue
 from linac_qa.review.trail import Decision, Entry, Review, Trail
 
 MACHINE = "TrueBeam1"
@@ -62,7 +63,7 @@ def seed_month(directory: Path) -> Seeded:
     try:
         record.add(rows)
         for entry in entries:
-            trail.add(entry)
+            queue.record(trail, entry, from_text(entry.recorded))
         by_day = {(e.analysis, e.acquired): e.result_id for e in entries}
 
         def rid(analysis: str, day: int) -> str:

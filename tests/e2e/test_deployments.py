@@ -4,6 +4,7 @@ a server are in tests/unit/test_deployments.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -22,9 +23,12 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from deployments.generate import prefect_yaml
 from deployments.machines import ENTRYPOINT, WATCH_ENTRYPOINT, load_machines
+from linac_qa.review import queue
+from linac_qa.review.trail import Trail
 from linac_qa.testing import synthetic
 from tests.conftest import ROOT, register_inputs, run_cli
 from tests.mailbox import Mailbox
+from tests.unit.test_review_queue import T0, entry
 
 # --------------------------------------------------------------------------- end to end helpers
 
@@ -356,6 +360,57 @@ def test_a_watch_machine_is_watched_from_the_moment_serve_starts(served: dict[st
     )
     assert [f for f, _ in ledger_results(watched)] == ['["RI.QA.Starshot_W.dcm"]']
     assert (watched / "RI.QA.Starshot_W_analysis.pdf").stat().st_size > 0
+
+
+@pytest.mark.e2e
+def test_review_deployment_records_the_form_and_keeps_a_cli_review_before_it(served: dict[str, Any]) -> None:
+    """Issue 17, acceptance 2 and 4: the nightly run lists what is pending with a link to the
+    machine's review deployment; `prefect deployment run 'review-qa/<machine>-review' --param ...`
+    (what the UI's form sends) records the reviews and names the run by how many; a comment given
+    on the command line before it stays first in the trail."""
+    p, tb = served["p"], served["tb"]
+    ids = [f"review-{p}-{n}.json" for n in (1, 2)]
+    trail = Trail(tb)
+    try:
+        for n, rid in enumerate(ids, 1):
+            queue.record(trail, entry(n, machine=f"TB-{p}", level="tolerance", result_id=rid), T0)
+    finally:
+        trail.close()
+    shorts = [queue.short_id(rid) for rid in ids]
+    nightly = run_deployment(f"{p}-tb-nightly", f"{p}-before-review")
+    assert nightly.returncode == 0, nightly.stdout[-2000:] + nightly.stderr[-2000:]
+    own = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_named(f"{p}-before-review").id]))
+    with client() as c:
+        listed = {a.key: a.data for a in c.read_artifacts(artifact_filter=own)}[f"qa-review-tb-{p}"]
+        review_deployment = c.read_deployment_by_name(f"review-qa/{p}-tb-review")
+    assert all(f"| {s} |" in listed for s in shorts)
+    assert f"/deployments/deployment/{review_deployment.id})" in listed
+    assert review_deployment.parameter_openapi_schema["required"] == ["reviewer"]  # the form's fields
+    assert not review_deployment.schedules
+
+    said = run_cli(
+        tb, "comment", shorts[0], "--by", "CLI Physicist", "--comment", "bank B?", module="flows.review"
+    )
+    assert said.code == 0, said.stderr
+    cli = prefect(
+        "deployment", "run", f"review-qa/{p}-tb-review", "--flow-run-name", f"{p}-review",
+        "--param", "reviewer=UI Physicist", "--param", "decision=approve",
+        "--param", f"results={json.dumps(shorts)}",
+        "--watch", "--watch-interval", "1", "--watch-timeout", "170",
+    )  # fmt: skip
+    run = flow_run_named(f"{p}-review")
+    assert cli.returncode == 0, cli.stdout[-2000:] + served["log"].read_text()[-3000:]
+    assert run.state.name == "Completed: 2 approved"
+    trail = Trail(tb)
+    try:
+        given = [(r.result_id, r.decision.value, r.reviewer) for r in trail.reviews(ids)]
+    finally:
+        trail.close()
+    assert given == [
+        (ids[0], "comment", "CLI Physicist"),
+        (ids[0], "approve", "UI Physicist"),
+        (ids[1], "approve", "UI Physicist"),
+    ]
 
 
 @pytest.mark.e2e

@@ -127,6 +127,7 @@ def test_artifacts_are_keyed_per_unit_and_the_table_puts_the_verdict_first(seen:
         "picket-fence-truebeam1",
         "qa-record-truebeam1",  # the QA record's view of this run (issue 16)
         "qa-dashboard-truebeam1",
+        "qa-review-truebeam1",  # what is pending review (issue 17)
     }
     table = seen.artifacts["qa-results-truebeam1"].data
     rows = json.loads(table) if isinstance(table, str) else table
@@ -138,6 +139,8 @@ def test_artifacts_are_keyed_per_unit_and_the_table_puts_the_verdict_first(seen:
     assert Path(failing["report"]).parent == seen.root
     details = seen.artifacts["picket-fence-truebeam1"].data
     assert seen.result(FAILING)["reason"] in details  # the whole reason
+    pending = seen.artifacts["qa-review-truebeam1"].data
+    assert pending.startswith("# TrueBeam1: 2 results pending review")  # the failure and the error
 
 
 def test_the_email_counts_errors_and_links_to_the_run(seen: Seen, prefect_api: str) -> None:

@@ -14,6 +14,7 @@ from deployments.machines import (
     ENTRYPOINT,
     RECEIVE_ENTRYPOINT,
     REPORT_ENTRYPOINT,
+    REVIEW_ENTRYPOINT,
     WATCH_ENTRYPOINT,
     load_machines,
     parse_machines,
@@ -174,7 +175,8 @@ def test_prefect_yaml_registers_what_serve_serves() -> None:
         assert d["parameters"] == s.parameters == m.receiver_parameters()
     reporting = [m for m in machines.machines if m.report_cron]
     assert reporting, "every machine has a monthly report by default"
-    for d, s, m in zip(spec[receivers:], served[receivers:], reporting, strict=True):
+    reports = receivers + len(reporting)
+    for d, s, m in zip(spec[receivers:reports], served[receivers:reports], reporting, strict=True):
         assert d["name"] == s.name == f"{m.name}-monthly-report"
         assert d["entrypoint"] == s.entrypoint == REPORT_ENTRYPOINT
         assert (
@@ -187,6 +189,11 @@ def test_prefect_yaml_registers_what_serve_serves() -> None:
         )
         resolved = {k: str(ROOT / v) if k == "config" else v for k, v in d["parameters"].items()}
         assert resolved == s.parameters == {**m.parameters(), "timezone": m.timezone}
+    for d, s, m in zip(spec[reports:], served[reports:], machines.machines, strict=True):
+        assert d["name"] == s.name == f"{m.name}-review"  # every machine, beside its nightly run
+        assert d["entrypoint"] == s.entrypoint == REVIEW_ENTRYPOINT
+        assert d["schedules"] == [] and not s.schedules  # run from the UI
+        assert s.parameters == m.parameters()
     for d, s, m in zip(spec[:nightly], served[:nightly], machines.machines, strict=True):
         assert d["entrypoint"] == s.entrypoint == ENTRYPOINT  # a module path, not a file path
         assert [(x["cron"], x["timezone"]) for x in d["schedules"]] == [

@@ -9,13 +9,14 @@ import datetime as dt
 from pathlib import Path
 
 from linac_qa.config import load_settings
-from linac_qa.history.store import to_text
+from linac_qa.history.store import from_text, to_text
 from linac_qa.model import AnalysisResult, Status
 from linac_qa.notify.message import Reminders, run_messages
 from linac_qa.notify.outbox import queue_run_mail
 from linac_qa.notify.send import deliver_pending
 from linac_qa.records.ledger import Ledger
 from linac_qa.records.summary import RunSummary
+from linac_qa.review import queue
 from linac_qa.review.digest import reminders
 from linac_qa.review.trail import Decision, Entry, Review, Trail
 from tests.mailbox import RECIPIENTS, SENDER, Log, Mailbox, parts, running, smtp_to
@@ -42,6 +43,11 @@ def entry(
     )  # fmt: skip
 
 
+def recorded(trail: Trail, e: Entry) -> None:
+    """As the run records it: a clean result is auto-reviewed then."""
+    queue.record(trail, e, from_text(e.recorded))
+
+
 def night(directory: Path, ledger: Ledger, day: int, results: list[AnalysisResult]) -> list[str]:
     """One nightly run's e-mail, sent to a fresh mailbox: the subjects it received."""
     now = dt.datetime(2024, 3, day, 2, 0, tzinfo=dt.UTC)
@@ -61,9 +67,9 @@ def night(directory: Path, ledger: Ledger, day: int, results: list[AnalysisResul
 
 def test_the_digest_goes_out_only_on_a_night_with_something_to_say(tmp_path: Path) -> None:
     trail = Trail(tmp_path)
-    trail.add(entry(4))  # picket fence done on Monday the 4th: due the 11th
+    recorded(trail, entry(4))  # picket fence done on Monday the 4th: due the 11th
     tolerance = entry(5, "passed", "tolerance", "field-analysis")
-    trail.add(tolerance)  # needs review: pending from the 5th
+    recorded(trail, tolerance)  # needs review: pending from the 5th
     passed = AnalysisResult(
         analysis="field-analysis",
         model="FieldAnalysis",
@@ -86,7 +92,7 @@ def test_the_digest_goes_out_only_on_a_night_with_something_to_say(tmp_path: Pat
     trail.append(
         Review(entry(5).result_id.replace("picket-fence", "field-analysis"), Decision.APPROVE, "Dr A", "x")
     )
-    trail.add(entry(12))  # the weekly test done after all
+    recorded(trail, entry(12))  # the weekly test done after all
     assert night(tmp_path, ledger, 14, [passed]) == []  # signed and done: nothing to say
 
     failed = passed.model_copy(

@@ -11,7 +11,6 @@ from linac_qa.config import ConfigError, load_settings
 from linac_qa.history.store import to_text
 from linac_qa.review.due import Schedule, due_list, missed, schedules_of
 from linac_qa.review.schedules import next_due
-from linac_qa.review.supersede import superseded_by
 from linac_qa.review.trail import Entry
 
 UTC = dt.UTC
@@ -108,14 +107,3 @@ def test_missed_weekly_and_monthly_tests_in_a_month() -> None:
     assert missed(Schedule("daily"), [], *march, today=dt.date(2024, 3, 4)) == [
         dt.date(2024, 3, 1), dt.date(2024, 3, 2), dt.date(2024, 3, 3),
     ]  # fmt: skip
-
-
-def test_a_later_pass_of_the_same_test_supersedes_a_failure() -> None:
-    failed, error = entry(dt.date(2024, 3, 4), status="failed"), entry(dt.date(2024, 3, 5), status="error")
-    hd = Entry(
-        **{**entry(dt.date(2024, 3, 6)).__dict__, "result_id": "pf/6-hd", "variant": "mlc=HD Millennium"}
-    )
-    repeat = entry(dt.date(2024, 3, 7))
-    found = superseded_by([failed, error, hd, repeat, entry(dt.date(2024, 3, 8), status="failed")])
-    assert found == {failed.result_id: repeat, error.result_id: repeat}  # the 8th's failure stands
-    assert superseded_by([failed, hd]) == {}  # another variant is another test
