@@ -157,24 +157,28 @@ class AnalysisType(ABC, Generic[S]):
         return None
 
     # ------------------------------------------------------------------ analyse
-    # Which pylinac classes a config's `analysis:` keys are checked against.
-    pylinac_classes: ClassVar[tuple[Any, ...]]
+    # Which pylinac classes a config's `analysis:` keys are checked against, by name ("vmat.DRCS"):
+    # pylinac is imported only where it is used (`from_pylinac`).
+    pylinac_names: ClassVar[tuple[str, ...]]
     # The method with which pylinac's publish_pdf() draws the analysed image into the report: the
     # PNG is then that very picture, kept as it is drawn rather than drawn a second time (a picket
     # fence takes 1.5 s to draw). None: the PNG is drawn on its own, by save_image().
     report_image_method: ClassVar[str | None] = None
 
-    def pylinac_class(self, acq: Acquisition, settings: S) -> Any:
+    def pylinac_name(self, acq: Acquisition, settings: S) -> str:
         """The pylinac class this acquisition is analysed with (a phantom model, a VMAT test...)."""
-        return self.pylinac_classes[0]
+        return self.pylinac_names[0]
+
+    def pylinac_class(self, acq: Acquisition, settings: S) -> Any:
+        return from_pylinac(self.pylinac_name(acq, settings))
 
     def model_name(self, acq: Acquisition, settings: S) -> str:
         """The pylinac class used, for the summary's `model`."""
-        return str(self.pylinac_class(acq, settings).__name__)
+        return self.pylinac_name(acq, settings).rsplit(".", 1)[-1]
 
     def classes_for(self, settings: S) -> tuple[Any, ...]:
         """The pylinac classes this config can route to, whose analyze() takes `analysis:`."""
-        return self.pylinac_classes
+        return tuple(from_pylinac(name) for name in self.pylinac_names)
 
     @abstractmethod
     def load(self, inputs: Inputs, acq: Acquisition, settings: S) -> Any: ...
@@ -328,6 +332,19 @@ def strict_bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"must be true or false (got {value!r})")
     return value
+
+
+def from_pylinac(name: str) -> Any:
+    """A class (or enum) of pylinac's by its name under the package ("PicketFence", "vmat.DRCS").
+    pylinac is imported here, at its first use: its import costs seconds of CPU, which the main
+    process of every run would spend though only its workers analyse (and a run that finds nothing
+    new, none)."""
+    import pylinac
+
+    found: Any = pylinac
+    for part in name.split("."):
+        found = getattr(found, part)
+    return found
 
 
 def one_of(allowed: Iterable[str]) -> Callable[[Any], str]:

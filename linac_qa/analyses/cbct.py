@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import Field
-from pylinac import ACRCT, ACRMRILarge, CatPhan503, CatPhan504, CatPhan600, CatPhan604, CatPhan700, QuartDVT
 
 from linac_qa.analyses.base import (
     AnalysisType,
@@ -30,13 +29,10 @@ from linac_qa.intake.keywords import best_match
 from linac_qa.model import Acquisition, ClassifiedFile, Metric
 from linac_qa.sections import AnalysisSettings, Keyword, Section
 
-MODELS: dict[str, Any] = {
-    cls.__name__: cls
-    for cls in (CatPhan503, CatPhan504, CatPhan600, CatPhan604, CatPhan700, QuartDVT, ACRCT, ACRMRILarge)
-}
 ModelName = Literal[
     "CatPhan503", "CatPhan504", "CatPhan600", "CatPhan604", "CatPhan700", "QuartDVT", "ACRCT", "ACRMRILarge"
 ]
+MODELS: tuple[str, ...] = get_args(ModelName)  # pylinac's class names
 
 
 DEFAULT_MODEL_KEYWORDS: dict[str, ModelName] = {
@@ -85,11 +81,11 @@ class CBCTAnalysis(AnalysisType[CBCTSettings]):
     modalities = frozenset({"CT", "MR"})
     claims_modalities = frozenset({"CT"})
     accepts_images = False
-    pylinac_classes = tuple(MODELS.values())
+    pylinac_names = MODELS
     variant_options: ClassVar[VariantChecks] = {"model": one_of(MODELS)}
 
-    def pylinac_class(self, acq: Acquisition, settings: CBCTSettings) -> Any:
-        return MODELS[acq.variant.get("model", settings.model)]
+    def pylinac_name(self, acq: Acquisition, settings: CBCTSettings) -> str:
+        return str(acq.variant.get("model", settings.model))
 
     def variant(self, file: ClassifiedFile, settings: CBCTSettings) -> dict[str, Any]:
         match = best_match(file.texts, [(model, kw) for kw, model in settings.model_keywords.items()])

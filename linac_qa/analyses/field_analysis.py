@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
-from pylinac import FieldAnalysis
-from pylinac.field_analysis import Device, DeviceFieldAnalysis
 
 from linac_qa.analyses.base import (
     AnalysisType,
@@ -18,6 +16,7 @@ from linac_qa.analyses.base import (
     Inputs,
     VariantChecks,
     Verdict,
+    from_pylinac,
     results_data,
     strict_bool,
 )
@@ -58,7 +57,7 @@ class FieldAnalysisSettings(AnalysisSettings):
 class FieldAnalysisType(AnalysisType[FieldAnalysisSettings]):
     section = "field-analysis"
     settings_model = FieldAnalysisSettings
-    pylinac_classes = (FieldAnalysis, DeviceFieldAnalysis)
+    pylinac_names = ("FieldAnalysis", "field_analysis.DeviceFieldAnalysis")
     variant_options: ClassVar[VariantChecks] = {"fff": strict_bool}
 
     def claims(self, path: Path, head: bytes) -> Claim | None:
@@ -69,20 +68,22 @@ class FieldAnalysisType(AnalysisType[FieldAnalysisSettings]):
         if found is None:
             return None
         model = found[1].decode("cp437").strip()
-        return Claim(f"Sun Nuclear Profiler data ({model}), by content", {"device": Device.PROFILER.name})
+        return Claim(f"Sun Nuclear Profiler data ({model}), by content", {"device": "PROFILER"})
 
     def variant(self, file: ClassifiedFile, settings: FieldAnalysisSettings) -> dict[str, Any]:
         return {"fff": True} if any_match(settings.fff_keywords, file.texts) else {}
 
-    def pylinac_class(self, acq: Acquisition, settings: FieldAnalysisSettings) -> Any:
-        return DeviceFieldAnalysis if acq.variant.get("device") else FieldAnalysis
+    def pylinac_name(self, acq: Acquisition, settings: FieldAnalysisSettings) -> str:
+        return self.pylinac_names[1 if acq.variant.get("device") else 0]
 
     def load(self, inputs: Inputs, acq: Acquisition, settings: FieldAnalysisSettings) -> Any:
         device = acq.variant.get("device")
         if not device:
-            return FieldAnalysis(str(inputs.single))
+            return self.pylinac_class(acq, settings)(str(inputs.single))
         try:
-            return DeviceFieldAnalysis(str(inputs.single), device=Device[device])
+            return self.pylinac_class(acq, settings)(
+                str(inputs.single), device=from_pylinac("field_analysis.Device")[device]
+            )
         except (IndexError, ValueError) as exc:  # pylinac reads fixed rows and columns
             raise ValueError(
                 "not in the layout pylinac reads (an IC PROFILER multi-frame .prm): "

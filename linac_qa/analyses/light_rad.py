@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field
-from pylinac import SNCFSQA, DoselabRLf, IsoAlign, StandardImagingFC2
 
 from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, results_data
 from linac_qa.analyses.criteria import Limit, is_number, judge, require_plausible, rounded
@@ -14,7 +13,7 @@ from linac_qa.intake.keywords import nominal_field_mm
 from linac_qa.model import Acquisition, ClassifiedFile
 from linac_qa.sections import AnalysisSettings, Keyword, Section
 
-PHANTOMS = {cls.__name__: cls for cls in (StandardImagingFC2, DoselabRLf, IsoAlign, SNCFSQA)}
+PHANTOMS = ("StandardImagingFC2", "DoselabRLf", "IsoAlign", "SNCFSQA")
 
 
 class LightRadTolerances(Section):
@@ -33,10 +32,10 @@ class LightRadSettings(AnalysisSettings):
 class LightRadAnalysis(AnalysisType[LightRadSettings]):
     section = "light-rad"
     settings_model = LightRadSettings
-    pylinac_classes = (StandardImagingFC2, DoselabRLf, IsoAlign, SNCFSQA)
+    pylinac_names = PHANTOMS
 
-    def pylinac_class(self, acq: Acquisition, settings: LightRadSettings) -> Any:
-        return PHANTOMS[settings.phantom]
+    def pylinac_name(self, acq: Acquisition, settings: LightRadSettings) -> str:
+        return settings.phantom
 
     def variant(self, file: ClassifiedFile, settings: LightRadSettings) -> dict[str, Any]:
         nominal = nominal_field_mm(file.texts)

@@ -17,9 +17,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import Field
-from pylinac.log_analyzer import TreatmentType, load_log
 
-from linac_qa.analyses.base import AnalysisType, Claim, GroupContext, Grouped, Inputs, Verdict
+from linac_qa.analyses.base import AnalysisType, Claim, GroupContext, Grouped, Inputs, Verdict, from_pylinac
 from linac_qa.analyses.criteria import Limit, judge, require_plausible, rounded
 from linac_qa.model import Acquisition, AnalysisResult, ClassifiedFile, Metric, Status
 from linac_qa.sections import AnalysisSettings, Section
@@ -56,7 +55,7 @@ class MachineLogSettings(AnalysisSettings):
 class MachineLogAnalysis(AnalysisType[MachineLogSettings]):
     section = "machine-logs"
     settings_model = MachineLogSettings
-    pylinac_classes = ()
+    pylinac_names = ()
     modalities = frozenset()
     accepts_images = False
 
@@ -131,7 +130,7 @@ class MachineLogAnalysis(AnalysisType[MachineLogSettings]):
 
     def load(self, inputs: Inputs, acq: Acquisition, settings: MachineLogSettings) -> Any:
         # The A file (or the .bin) alone: pylinac finds the B file or the .txt beside it.
-        return load_log(str(inputs.paths[0]))
+        return from_pylinac("log_analyzer.load_log")(str(inputs.paths[0]))
 
     def run(self, analysed: Any, acq: Acquisition, settings: MachineLogSettings) -> None:
         if _is_imaging(analysed):
@@ -216,7 +215,7 @@ def judge_log(
 
 
 def _is_imaging(log: Any) -> bool:
-    return bool(log.treatment_type == TreatmentType.IMAGING.value)
+    return bool(log.treatment_type == from_pylinac("log_analyzer.TreatmentType").IMAGING.value)
 
 
 def _bin_names(txt_name: str) -> list[str]:

@@ -175,7 +175,7 @@ def _number(text: str) -> float | None:
 class MPCAnalysis(AnalysisType[MPCSettings]):
     section = SECTION
     settings_model = MPCSettings
-    pylinac_classes = ()
+    pylinac_names = ()
     modalities = frozenset()
     accepts_images = False
 

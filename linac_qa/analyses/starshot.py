@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import Field
-from pylinac import Starshot
 
 from linac_qa.analyses.base import AnalysisType, Inputs, Verdict, results_data
 from linac_qa.analyses.criteria import Limit, expected_count, judge, require_plausible
@@ -29,14 +28,14 @@ class StarshotSettings(AnalysisSettings):
 class StarshotAnalysis(AnalysisType[StarshotSettings]):
     section = "starshot"
     settings_model = StarshotSettings
-    pylinac_classes = (Starshot,)
+    pylinac_names = ("Starshot",)
 
     def variant(self, file: ClassifiedFile, settings: StarshotSettings) -> dict[str, Any]:
         return {} if file.header is not None and file.header.has_sid else {"film": True}
 
     def load(self, inputs: Inputs, acq: Acquisition, settings: StarshotSettings) -> Any:
         extra = {"sid": settings.film_sid_mm} if acq.variant.get("film") else {}
-        return Starshot(str(inputs.single), **extra)
+        return self.pylinac_class(acq, settings)(str(inputs.single), **extra)
 
     def judge(self, analysed: Any, acq: Acquisition, settings: StarshotSettings) -> Verdict:
         r = results_data(analysed)

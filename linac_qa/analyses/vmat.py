@@ -14,8 +14,6 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
-from pylinac import DRGS, DRMLC
-from pylinac.vmat import DRCS
 
 from linac_qa.analyses.base import (
     AnalysisType,
@@ -34,7 +32,7 @@ from linac_qa.intake.keywords import best_match
 from linac_qa.model import EARLIEST, Acquisition, AnalysisResult, ClassifiedFile
 from linac_qa.sections import AnalysisSettings, Keyword
 
-TESTS: dict[str, Any] = {"DRGS": DRGS, "DRMLC": DRMLC, "DRCS": DRCS}
+TESTS = {"DRGS": "DRGS", "DRMLC": "DRMLC", "DRCS": "vmat.DRCS"}  # by name under pylinac
 # What names each test: Varian's RapidArc QA calls DRMLC "T3 MLC speed" and DRGS "T2 DR GS".
 TEST_KEYWORDS = (("DRGS", "drgs"), ("DRMLC", "drmlc"), ("DRCS", "drcs"), ("DRMLC", "mlc speed"))
 PAIR = 2
@@ -59,10 +57,10 @@ class VMATAnalysis(AnalysisType[VMATSettings]):
     settings_model = VMATSettings
     grouping = Grouping.SESSION
     accepts_images = False
-    pylinac_classes = (DRGS, DRMLC, DRCS)
+    pylinac_names = tuple(TESTS.values())
     variant_options: ClassVar[VariantChecks] = {"test": one_of(TESTS)}
 
-    def pylinac_class(self, acq: Acquisition, settings: VMATSettings) -> Any:
+    def pylinac_name(self, acq: Acquisition, settings: VMATSettings) -> str:
         return TESTS[acq.variant.get("test", settings.test)]
 
     def session_window(self, settings: VMATSettings) -> dt.timedelta:

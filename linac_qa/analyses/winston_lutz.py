@@ -7,7 +7,6 @@ import datetime as dt
 from typing import Any
 
 from pydantic import Field
-from pylinac import WinstonLutz
 
 from linac_qa.analyses.base import AnalysisType, Grouping, Inputs, Verdict, results_data
 from linac_qa.analyses.criteria import Limit, is_number, judge, require_plausible
@@ -37,7 +36,7 @@ class WinstonLutzAnalysis(AnalysisType[WinstonLutzSettings]):
     settings_model = WinstonLutzSettings
     grouping = Grouping.SESSION
     accepts_images = False  # the gantry, collimator and couch angles come from the DICOM header
-    pylinac_classes = (WinstonLutz,)
+    pylinac_names = ("WinstonLutz",)
     # The report's picture: the summary of every image and the isocentre plots.
     report_image_method = "save_summary"
 
@@ -51,7 +50,7 @@ class WinstonLutzAnalysis(AnalysisType[WinstonLutzSettings]):
         return None
 
     def load(self, inputs: Inputs, acq: Acquisition, settings: WinstonLutzSettings) -> Any:
-        return WinstonLutz([str(p) for p in inputs.paths])
+        return self.pylinac_class(acq, settings)([str(p) for p in inputs.paths])
 
     def judge(self, analysed: Any, acq: Acquisition, settings: WinstonLutzSettings) -> Verdict:
         r = results_data(analysed)

@@ -93,3 +93,29 @@ def test_pylinac_options_of_the_right_type_load() -> None:
         "cbct:\n  analysis:\n    expected_hu_values: {Air: -1000}\n"
     )
     assert load_settings(text=text, source="t.yml").section("picket-fence").analysis["tolerance"] == 1
+
+
+def test_the_defaults_that_a_run_does_not_check_against_pylinac_are_pylinac_s_own() -> None:
+    """A config that keeps our defaults is not checked against pylinac at load time (that would
+    import pylinac in every run's main process): this test checks them instead."""
+    from linac_qa.analyses.base import enum_member, from_pylinac
+    from linac_qa.analyses.picket_fence import DEFAULT_MLC
+    from linac_qa.config import check_pylinac_keywords, failer
+
+    settings = load_settings()
+    fail = failer("defaults", {})
+    for name in settings.analyses:
+        check_pylinac_keywords(name, settings.section(name), fail, even_the_defaults=True)
+    enum_member(from_pylinac("picketfence.MLC"), DEFAULT_MLC)
+
+
+def test_a_run_that_keeps_the_defaults_does_not_import_pylinac_in_its_main_process() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, flows.process, flows.cli; from linac_qa.config import load_settings;"
+        " load_settings(); print('pylinac' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
