@@ -14,24 +14,14 @@ process, tied to the run (flows/server_guard.py).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
-from typing import Any
 
 from prefect.client.orchestration import get_client
-from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import get_current_settings
 
 START_SECONDS = 180
 ATTEMPTS = 2
 PAUSE_SECONDS = 5.0  # between two health checks of a server given by URL
-# The guard stops its server within its own SHUTDOWN_SECONDS; past this the process is killed.
-STOP_SECONDS = 10.0
-_PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 class ApiUnavailable(Exception):
@@ -71,6 +61,9 @@ def _reach(url: str) -> None:
 
 
 def _start_temporary_server(timeout: int) -> None:
+    # Prefect's server package takes seconds of CPU to import: only a run that starts one imports it.
+    from flows.temporary_server import GuardedServer
+
     failure: Exception | None = None
     for _ in range(ATTEMPTS):
         server = GuardedServer()
@@ -90,41 +83,3 @@ def _start_temporary_server(timeout: int) -> None:
 def _brief(exc: Exception | None) -> str:
     text = f"{type(exc).__name__}: {exc}".splitlines()[0] if exc else "no answer"
     return text[:300]
-
-
-class GuardedServer(SubprocessASGIServer):
-    """Prefect's temporary server, run by flows/server_guard.py. Creating it before Prefect does
-    makes it the instance that Prefect's clients use (the class keeps one instance per port)."""
-
-    def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
-        env = {
-            **os.environ,
-            # as Prefect runs its temporary server: no UI, only the services it needs
-            "PREFECT_UI_ENABLED": "0",
-            "PREFECT__SERVER_EPHEMERAL": "1",
-            "PREFECT__SERVER_FINAL": "1",
-            **get_current_settings().to_environment_variables(exclude_unset=True),
-            # `-m flows.server_guard` must resolve to this project wherever the run was started
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(_PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
-        }
-        return subprocess.Popen(
-            [sys.executable, "-m", "flows.server_guard", str(self.port)],
-            env=env,
-            stdin=subprocess.PIPE,  # the lifeline
-            **_own_process_group(),
-        )
-
-    def stop(self) -> None:
-        process = self.server_process
-        if process is not None and process.stdin is not None and not process.stdin.closed:
-            process.stdin.close()  # the guard stops the server at once
-            with contextlib.suppress(subprocess.TimeoutExpired):  # then Prefect's stop kills it
-                process.wait(timeout=STOP_SECONDS)
-        super().stop()
-
-
-def _own_process_group() -> dict[str, Any]:
-    """A Ctrl-C on the terminal, or a signal to the run's process group, is for the run alone."""
-    if sys.platform == "win32":
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    return {"start_new_session": True}

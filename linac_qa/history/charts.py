@@ -7,9 +7,6 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
-from matplotlib.figure import Figure
-
 from linac_qa.history.latest import ACTION, DRIFT, Latest, title
 from linac_qa.history.series import Level, Point, Window
 
@@ -31,6 +28,10 @@ def trend_png(item: Latest, recent: int = RECENT) -> bytes:
     pts = list(item.series.points)
     upto = pts.index(item.point) + 1 if item.point in pts else len(pts)
     pts = pts[max(0, upto - recent) : upto]
+    # matplotlib takes a second of CPU to import: only a night with something to chart imports it.
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
     when = [float(date2num(p.acquired)) for p in pts]  # the axis's own numbers: typed, and fast

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from scipy import ndimage, signal
+from scipy import ndimage
 
 __all__ = [
     "ROUTE_CONFIDENCE",
@@ -436,10 +436,18 @@ class _Peaks:
     heights: np.ndarray  # prominences, field units
 
 
+def _find_peaks() -> Any:
+    """scipy.signal takes seconds of CPU to import, and most files are recognised by their names and
+    labels before any image is looked at: imported when an image is."""
+    from scipy.signal import find_peaks
+
+    return find_peaks
+
+
 def _peaks(profile: np.ndarray, mm: float) -> _Peaks:
     """Narrow bright peaks standing clear of their surroundings."""
     span = float(profile.max() - profile.min())
-    idx, props = signal.find_peaks(
+    idx, props = _find_peaks()(
         profile, prominence=max(0.25 * span, 0.05), width=(None, 12.0 / mm), rel_height=0.5
     )
     return _Peaks(idx * mm, props["widths"] * mm, props["prominences"])
@@ -778,7 +786,7 @@ class _Interior:
             return _Bands(0, 0.0)
         depth, used = self._depth(dark[lines], inside[lines])
         thirds = [self._depth(dark[part], inside[part])[0] for part in np.array_split(lines, 3)]
-        idx, props = signal.find_peaks(
+        idx, props = _find_peaks()(
             np.where(used, depth, 0.0), height=0.015, prominence=0.015, width=0, rel_height=0.5
         )
         reach = max(1, round(2.0 / self.mm))
